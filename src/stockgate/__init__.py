@@ -1,0 +1,3 @@
+"""stockgate: sells limited stock to many buyers at once without overselling."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,10 @@
+"""Wall-clock time, behind the Clock port so services and tests can pass their own."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)

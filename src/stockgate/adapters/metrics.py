@@ -1,0 +1,34 @@
+"""Prometheus metrics of stockgate (the default registry, served at /metrics)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUEST_LATENCY = Histogram(
+    "stockgate_http_request_duration_seconds",
+    "HTTP request latency by route and status.",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+HOLDS_TAKEN = Counter("stockgate_holds_taken_total", "Reservations taken.")
+HOLDS_REFUSED = Counter(
+    "stockgate_holds_refused_total", "Reservation requests refused, by reason.", ["reason"]
+)
+HOLDS_RELEASED = Counter("stockgate_holds_released_total", "Reservations given back by buyers.")
+HOLDS_EXPIRED = Counter("stockgate_holds_expired_total", "Reservations that expired.")
+RECONCILE_DRIFT_FOUND = Counter(
+    "stockgate_reconcile_drift_found_total", "Products found drifted by the reconciler."
+)
+RECONCILE_DRIFT_FIXED = Counter(
+    "stockgate_reconcile_drift_fixed_total", "Products the reconciler repaired."
+)
+GROUP_COMMIT_BATCH = Histogram(
+    "stockgate_group_commit_batch_size",
+    "Reservations written per group-commit transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+GATE_BATCH = Histogram(
+    "stockgate_gate_pipeline_batch_size",
+    "Gate script calls sent per Redis pipeline.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)

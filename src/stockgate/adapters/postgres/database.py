@@ -1,0 +1,53 @@
+"""The PostgreSQL engine, and the one place where driver failures become StoreUnavailable."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# Failures that mean "PostgreSQL is not there right now", as opposed to a bug or bad data.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,  # the pool had no free connection in time
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa_exc.DBAPIError) and isinstance(exc.orig, Exception):
+        return is_connection_error(exc.orig) or isinstance(exc, sa_exc.OperationalError)
+    cause = getattr(exc, "__cause__", None)
+    return isinstance(exc, CONNECTION_ERRORS) or (
+        cause is not None and isinstance(cause, CONNECTION_ERRORS)
+    )
+
+
+def sqlalchemy_url(url: str) -> str:
+    """postgresql://… as given by operators, with the asyncpg driver named for SQLAlchemy."""
+    parts = urlsplit(url)
+    scheme = "postgresql+asyncpg"
+    return urlunsplit((scheme, parts.netloc, parts.path, parts.query, parts.fragment))
+
+
+def create_engine(url: str, *, pool_size: int) -> AsyncEngine:
+    return create_async_engine(
+        sqlalchemy_url(url),
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_timeout=5,
+        pool_pre_ping=True,  # a connection killed by a restart is replaced, not used
+        pool_recycle=1800,
+        connect_args={"timeout": 5, "command_timeout": 10},
+    )

@@ -1,0 +1,156 @@
+"""Product repository: the catalog, restocks and the per-product totals the gate is built from."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from stockgate.adapters.postgres.tables import products, stock_ledger
+from stockgate.domain.errors import DuplicateSku, ProductNotFound
+from stockgate.domain.ledger import LedgerKind
+from stockgate.domain.product import NewProduct, Product
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
+from stockgate.services.ports import ProductTotals
+
+# One statement, so one snapshot: stock, sold, active reservations and the ledger agree.
+TOTALS_SQL = sa.text(
+    """
+    SELECT p.id, p.sku, p.name, p.price_cents, p.currency, p.stock, p.limit_per_customer,
+      (SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation_id
+        WHERE l.product_id = p.id AND r.status = 'converted') AS sold,
+      (SELECT coalesce(max(g.id), 0) FROM stock_ledger g
+        WHERE g.product_id = p.id AND g.kind = 'stock_added') AS stock_version,
+      (SELECT coalesce(sum(g.quantity), 0) FROM stock_ledger g
+        WHERE g.product_id = p.id) AS ledger_sum,
+      (SELECT coalesce(json_agg(json_build_array(
+                r.id, r.customer_id, l.quantity, r.created_at, r.expires_at)), '[]')
+         FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
+        WHERE l.product_id = p.id AND r.status = 'active') AS active,
+      (SELECT coalesce(json_agg(json_build_array(s.customer_id, s.units)), '[]') FROM (
+         SELECT r.customer_id, sum(l.quantity) AS units FROM reservation_lines l
+           JOIN reservations r ON r.id = l.reservation_id
+          WHERE l.product_id = p.id AND r.status = 'converted'
+          GROUP BY r.customer_id) s) AS sold_by_customer
+    FROM products p WHERE p.id = :product_id
+    """
+)
+
+
+class PostgresProducts:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, product: NewProduct) -> Product:
+        try:
+            async with self._connection.begin_nested():
+                row = (
+                    await self._connection.execute(
+                        products.insert()
+                        .values(
+                            sku=product.sku,
+                            name=product.name,
+                            price_cents=product.price_cents,
+                            currency=product.currency,
+                            stock=product.stock,
+                            limit_per_customer=product.limit_per_customer,
+                        )
+                        .returning(*products.c)
+                    )
+                ).one()
+        except sa_exc.IntegrityError as exc:
+            raise DuplicateSku(product.sku) from exc
+        await self._stock_added(row.id, product.stock)
+        return _product(row)
+
+    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]:
+        row = (
+            await self._connection.execute(
+                products.update()
+                .where(products.c.sku == sku)
+                .values(stock=products.c.stock + quantity)
+                .returning(*products.c)
+            )
+        ).one_or_none()
+        if row is None:
+            raise ProductNotFound(sku)
+        version = await self._stock_added(row.id, quantity)
+        return _product(row), version
+
+    async def _stock_added(self, product_id: int, quantity: int) -> int:
+        return int(
+            (
+                await self._connection.execute(
+                    stock_ledger.insert()
+                    .values(product_id=product_id, kind=LedgerKind.STOCK_ADDED, quantity=quantity)
+                    .returning(stock_ledger.c.id)
+                )
+            ).scalar_one()
+        )
+
+    async def get(self, product_id: int) -> Product | None:
+        row = (
+            await self._connection.execute(products.select().where(products.c.id == product_id))
+        ).one_or_none()
+        return None if row is None else _product(row)
+
+    async def list(self) -> list[Product]:
+        rows = await self._connection.execute(products.select().order_by(products.c.id))
+        return [_product(row) for row in rows]
+
+    async def limits(self, product_ids: Sequence[int]) -> dict[int, int | None]:
+        rows = await self._connection.execute(
+            sa.select(products.c.id, products.c.limit_per_customer).where(
+                products.c.id.in_(product_ids)
+            )
+        )
+        return {row.id: row.limit_per_customer for row in rows}
+
+    async def totals(self, product_id: int) -> ProductTotals | None:
+        row = (await self._connection.execute(TOTALS_SQL, {"product_id": product_id})).one_or_none()
+        if row is None:
+            return None
+        return ProductTotals(
+            product=_product(row),
+            sold=int(row.sold),
+            stock_version=int(row.stock_version),
+            ledger_sum=int(row.ledger_sum),
+            active=[_active(product_id, item) for item in _json(row.active)],
+            sold_by_customer={uuid.UUID(c): int(units) for c, units in _json(row.sold_by_customer)},
+        )
+
+
+def _product(row: Any) -> Product:
+    return Product(
+        id=row.id,
+        sku=row.sku,
+        name=row.name,
+        price_cents=row.price_cents,
+        currency=row.currency,
+        stock=row.stock,
+        limit_per_customer=row.limit_per_customer,
+    )
+
+
+def _json(value: Any) -> list[Any]:
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def _active(product_id: int, item: list[Any]) -> Reservation:
+    """A reservation as seen from one product: only that product's line."""
+    reservation_id, customer_id, quantity, created_at, expires_at = item
+    return Reservation(
+        id=uuid.UUID(reservation_id),
+        customer_id=uuid.UUID(customer_id),
+        lines=(ReservationLine(product_id, int(quantity)),),
+        status=ReservationStatus.ACTIVE,
+        created_at=datetime.fromisoformat(created_at),
+        expires_at=datetime.fromisoformat(expires_at),
+    )

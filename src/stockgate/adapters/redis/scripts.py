@@ -1,0 +1,117 @@
+"""Lua scripts of the gate, and the batcher that sends concurrent calls as one pipeline.
+
+Every gate call of one event-loop tick goes to Redis in one pipeline (EVALSHA each),
+because the client's per-call cost, not Redis, bounds a naive implementation
+(docs/performance.md). NOSCRIPT (a restarted or flushed Redis) is answered by loading the
+script and sending the call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from hashlib import sha1
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
+
+from stockgate.domain.errors import StoreUnavailable
+
+Arg = str | int
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+    @classmethod
+    def named(cls, name: str) -> Script:
+        source = resources.files(__package__).joinpath(f"{name}.lua").read_text()
+        return cls(name, source, sha1(source.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    take: Script
+    give_back: Script
+    load: Script
+    add_stock: Script
+    restore: Script
+    set_total: Script
+
+    @classmethod
+    def read(cls) -> Scripts:
+        return cls(**{name: Script.named(name) for name in cls.__dataclass_fields__})
+
+
+@dataclass(slots=True)
+class _Call:
+    script: Script
+    keys: Sequence[str]
+    args: Sequence[Arg]
+    future: asyncio.Future[Any]
+
+
+class ScriptBatcher:
+    """Runs scripts; calls made in the same event-loop tick share one pipeline."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._pending: list[_Call] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batch_sizes: list[int] = []  # read by metrics; cleared by the reader
+
+    async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append(_Call(script, keys, args, future))
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[_Call], *, reloaded: bool = False) -> None:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call in batch:
+                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            _fail(batch, exc)
+            return
+        retry: list[_Call] = []
+        for call, result in zip(batch, results, strict=True):
+            if call.future.done():
+                continue
+            if isinstance(result, NoScriptError) and not reloaded:
+                retry.append(call)
+            elif isinstance(result, Exception):
+                _fail([call], result)
+            else:
+                call.future.set_result(result)
+        if retry:
+            try:
+                for script in {call.script for call in retry}:
+                    await self._redis.script_load(script.source)
+            except (RedisError, OSError) as exc:
+                _fail(retry, exc)
+                return
+            await self._send(retry, reloaded=True)
+
+
+def _fail(calls: list[_Call], exc: BaseException) -> None:
+    for call in calls:
+        if not call.future.done():
+            error = StoreUnavailable("redis", f"redis failed: {type(exc).__name__}")
+            error.__cause__ = exc
+            call.future.set_exception(error)

@@ -1,0 +1,142 @@
+"""Settings: the only module that reads the environment (prefix STOCKGATE_, plus a .env file)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    AUTO = "auto"  # readable on a terminal, JSON otherwise
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class Settings(BaseSettings):
+    """Every setting of stockgate; the README's configuration table mirrors this class."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STOCKGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset: the embedded PostgreSQL is used."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset: the embedded Valkey is used."
+    )
+    redis_cluster: bool = Field(
+        default=False, description="True: the Redis URL names a node of a Redis Cluster."
+    )
+    redis_prefix: str = Field(
+        default="sg", description="Prefix of every Redis key (lets several stacks share a Redis)."
+    )
+    data_dir: Path = Field(
+        default=Path(".stockgate"),
+        description="Where the embedded PostgreSQL and Valkey keep their data.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    http_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    http_workers: int = Field(default=1, ge=1, le=64, description="API worker processes.")
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413."
+    )
+    hold_seconds: int = Field(
+        default=600, ge=1, le=86_400, description="How long a reservation holds stock."
+    )
+    secret_key: SecretStr = Field(
+        default=SecretStr("dev-insecure-change-me"),
+        description="Signs customer tokens; set a long random value in production.",
+    )
+    token_ttl_seconds: int = Field(
+        default=7 * 86_400, ge=60, description="Lifetime of a customer token."
+    )
+    max_quantity: int = Field(
+        default=100, ge=1, description="Largest quantity of one line of a reservation."
+    )
+    reconcile_interval_seconds: float = Field(
+        default=30.0, gt=0, description="How often the maintenance worker reconciles."
+    )
+    reconcile_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Age after which a Redis hold with no PostgreSQL row is given back.",
+    )
+    expiry_poll_seconds: float = Field(
+        default=0.2, gt=0, le=5, description="How often the expiry worker looks for due holds."
+    )
+    sold_out_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=10,
+        description="Per-node sold-out cache lifetime (cleared early when stock returns); 0 off.",
+    )
+    group_commit_max_batch: int = Field(
+        default=256, ge=1, description="Most reservations written in one transaction."
+    )
+    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections per process.")
+    stripe_secret_key: SecretStr | None = Field(
+        default=None, description="Stripe secret key; unset: the local fake Stripe is used."
+    )
+    stripe_publishable_key: str | None = Field(default=None, description="Stripe publishable key.")
+    stripe_webhook_secret: SecretStr | None = Field(
+        default=None, description="Verifies Stripe webhook signatures."
+    )
+    stripe_api_base: str | None = Field(
+        default=None, description="Stripe API base URL (the fake Stripe's URL in development)."
+    )
+    fake_stripe_port: int = Field(
+        default=8420, ge=1, le=65535, description="Port of the local fake Stripe started by `up`."
+    )
+    merchant_webhook_url: str | None = Field(
+        default=None, description="Receives signed order notifications."
+    )
+    merchant_webhook_secret: SecretStr | None = Field(
+        default=None, description="Signs merchant notifications."
+    )
+    smtp_url: str | None = Field(default=None, description="Optional SMTP server for email.")
+    rate_limit_enabled: bool = Field(
+        default=True,
+        description="Per-client limits on customer creation and holds (load tests turn it off).",
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per client for limited endpoints."
+    )
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO, description="auto (readable on a terminal), json or console."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgres://", "postgresql+asyncpg://")):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.lower()
+        if level not in {"debug", "info", "warning", "error"}:
+            raise ValueError("must be one of debug, info, warning, error")
+        return level
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and .env; keyword overrides win (used by tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]  # pydantic validates the values

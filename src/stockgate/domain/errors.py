@@ -1,0 +1,125 @@
+"""Domain errors: each carries the facts and a stable machine `code`.
+
+The HTTP edge maps them to problem+json by walking the class's MRO, the CLI to exit codes,
+so a new subclass needs no new handler.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StockgateError(Exception):
+    code = "error"
+    title = "Request failed"
+
+    def __init__(self, detail: str, **facts: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.facts = facts
+
+
+class InvalidInput(StockgateError):
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class NotFound(StockgateError):
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(StockgateError):
+    code = "conflict"
+    title = "Conflict"
+
+
+class Unauthorized(StockgateError):
+    code = "unauthorized"
+    title = "Missing or invalid customer token"
+
+
+class ProductNotFound(NotFound):
+    code = "product_not_found"
+
+    def __init__(self, ref: object) -> None:
+        super().__init__(f"no product {ref}", product=str(ref))
+
+
+class ReservationNotFound(NotFound):
+    code = "reservation_not_found"
+
+    def __init__(self, reservation_id: object) -> None:
+        super().__init__(f"no reservation {reservation_id}")
+
+
+class UnknownProduct(InvalidInput):
+    """A reservation names a product that does not exist."""
+
+    code = "unknown_product"
+
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"product {product_id} does not exist", product_id=product_id)
+
+
+class DuplicateSku(Conflict):
+    code = "duplicate_sku"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"a product with SKU {sku!r} already exists", sku=sku)
+
+
+class SoldOut(Conflict):
+    code = "sold_out"
+    title = "Sold out"
+
+    def __init__(self, product_id: int, available: int) -> None:
+        super().__init__(
+            f"product {product_id} has {available} available",
+            product_id=product_id,
+            available=available,
+        )
+
+
+class LimitExceeded(Conflict):
+    code = "limit_exceeded"
+    title = "Per-customer limit exceeded"
+
+    def __init__(self, product_id: int, limit: int, already: int) -> None:
+        super().__init__(
+            f"product {product_id} allows {limit} per customer; you already have {already}",
+            product_id=product_id,
+            limit=limit,
+            already=already,
+        )
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class RequestInProgress(Conflict):
+    code = "request_in_progress"
+    title = "The original request with this idempotency key is still in progress"
+
+
+class ReservationNotActive(Conflict):
+    code = "reservation_not_active"
+    title = "Reservation is no longer active"
+
+
+class StoreUnavailable(StockgateError):
+    """A backing store (PostgreSQL or Redis) failed; nothing was taken."""
+
+    code = "unavailable"
+    title = "Service temporarily unavailable"
+
+    def __init__(self, store: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"{store} is unavailable; nothing was taken", store=store)
+        self.store = store
+
+
+class PaymentsUnconfigured(StockgateError):
+    code = "payments_unconfigured"
+    title = "Payments are not configured"

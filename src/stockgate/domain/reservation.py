@@ -1,0 +1,99 @@
+"""Reservations: what a buyer holds for a few minutes, and the moves between their states."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from stockgate.domain.errors import InvalidInput, ReservationNotActive
+from stockgate.domain.ledger import LedgerEntry, LedgerKind
+
+MAX_LINES = 50
+
+
+class ReservationStatus(StrEnum):
+    ACTIVE = "active"
+    RELEASED = "released"  # given back by the buyer, or by the reconciler as a repair
+    EXPIRED = "expired"
+    CONVERTED = "converted"  # paid: its units are sold (payments stage)
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationLine:
+    product_id: int
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveRequest:
+    customer_id: uuid.UUID
+    lines: tuple[ReservationLine, ...]
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """Identifies the request's content, so a reused idempotency key can be told apart."""
+        return ",".join(f"{line.product_id}x{line.quantity}" for line in self.lines)
+
+
+def check_lines(lines: Sequence[ReservationLine], *, max_quantity: int) -> None:
+    if not lines:
+        raise InvalidInput("a reservation needs at least one item")
+    if len(lines) > MAX_LINES:
+        raise InvalidInput(f"a reservation has at most {MAX_LINES} items")
+    seen: set[int] = set()
+    for line in lines:
+        if line.product_id <= 0:
+            raise InvalidInput("product_id must be a positive integer")
+        if not 1 <= line.quantity <= max_quantity:
+            raise InvalidInput(f"quantity must be an integer between 1 and {max_quantity}")
+        if line.product_id in seen:
+            raise InvalidInput(f"product {line.product_id} appears twice; send one line each")
+        seen.add(line.product_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    lines: tuple[ReservationLine, ...]
+    status: ReservationStatus
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def new(cls, request: ReserveRequest, *, now: datetime, hold_seconds: int) -> Reservation:
+        return cls(
+            id=uuid.uuid4(),
+            customer_id=request.customer_id,
+            lines=request.lines,
+            status=ReservationStatus.ACTIVE,
+            created_at=now,
+            expires_at=now + timedelta(seconds=hold_seconds),
+        )
+
+    def held_entries(self) -> list[LedgerEntry]:
+        return [self._entry(LedgerKind.HELD, -line.quantity, line) for line in self.lines]
+
+    def release(self) -> tuple[Reservation, list[LedgerEntry]]:
+        return self._end(ReservationStatus.RELEASED, LedgerKind.RELEASED)
+
+    def expire(self) -> tuple[Reservation, list[LedgerEntry]]:
+        return self._end(ReservationStatus.EXPIRED, LedgerKind.EXPIRED)
+
+    def repair(self) -> tuple[Reservation, list[LedgerEntry]]:
+        """The reconciler found it in PostgreSQL only and could not restore it in the gate."""
+        return self._end(ReservationStatus.RELEASED, LedgerKind.REPAIRED)
+
+    def _end(
+        self, status: ReservationStatus, kind: LedgerKind
+    ) -> tuple[Reservation, list[LedgerEntry]]:
+        if self.status is not ReservationStatus.ACTIVE:
+            raise ReservationNotActive(f"reservation {self.id} is {self.status}")
+        entries = [self._entry(kind, line.quantity, line) for line in self.lines]
+        return replace(self, status=status), entries
+
+    def _entry(self, kind: LedgerKind, quantity: int, line: ReservationLine) -> LedgerEntry:
+        return LedgerEntry(line.product_id, kind, quantity, self.id)

@@ -1,0 +1,170 @@
+"""Ports: what the services need from the outside world. Adapters implement them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import TracebackType
+from typing import Protocol, Self
+
+from stockgate.domain.ledger import LedgerEntry
+from stockgate.domain.product import NewProduct, Product
+from stockgate.domain.reservation import Reservation
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class TakeStatus(StrEnum):
+    TAKEN = "taken"
+    SOLD_OUT = "sold_out"
+    LIMIT_EXCEEDED = "limit_exceeded"
+    DUPLICATE = "duplicate"  # the idempotency key already names a reservation
+    NOT_LOADED = "not_loaded"  # the gate has no counter for a product yet (new or after a flush)
+
+
+@dataclass(frozen=True, slots=True)
+class TakeResult:
+    status: TakeStatus
+    product_id: int = 0
+    available: int = 0  # SOLD_OUT: what is left
+    limit: int = 0  # LIMIT_EXCEEDED: the product's limit per customer
+    already: int = 0  # LIMIT_EXCEEDED: what the customer holds or bought already
+    reservation_id: uuid.UUID | None = None  # DUPLICATE: the original reservation
+    fingerprint: str = ""  # DUPLICATE: the original request's fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class GateHold:
+    reservation_id: uuid.UUID
+    customer_id: uuid.UUID
+    quantity: int
+    taken_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateState:
+    """What the gate holds for one product; `available` is None when it is not loaded."""
+
+    product_id: int
+    available: int | None
+    version: int
+    holds: Mapping[uuid.UUID, GateHold] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductTotals:
+    """PostgreSQL's view of one product, read in one snapshot."""
+
+    product: Product
+    sold: int
+    stock_version: int  # id of the newest stock_added ledger entry
+    ledger_sum: int
+    active: Sequence[Reservation]
+    sold_by_customer: Mapping[uuid.UUID, int] = field(default_factory=dict)
+
+    @property
+    def held(self) -> int:
+        return sum(
+            line.quantity
+            for reservation in self.active
+            for line in reservation.lines
+            if line.product_id == self.product.id
+        )
+
+
+class StockGate(Protocol):
+    """The fast gate in Redis: available counters, live holds and per-customer counts."""
+
+    def known_sold_out(self, product_id: int) -> bool:
+        """True when this node saw the product sold out moments ago (no I/O)."""
+        ...
+
+    async def take(
+        self, reservation: Reservation, idempotency_key: str | None, fingerprint: str
+    ) -> TakeResult:
+        """Take every line or none, within each product's per-customer limit."""
+        ...
+
+    async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:
+        """Return a reservation's units; 0 when they were given back already.
+
+        With an idempotency key (compensation of a failed request) the key is forgotten too,
+        so the buyer's retry is a new attempt.
+        """
+        ...
+
+    async def available(self, product_ids: Sequence[int]) -> dict[int, int | None]: ...
+
+    async def add_stock(self, product_id: int, quantity: int, version: int) -> None:
+        """Apply a committed restock; a version the gate has seen already is ignored."""
+        ...
+
+    async def load(self, totals: ProductTotals) -> bool:
+        """Build a product's counters from PostgreSQL when the gate has none; False if it had."""
+        ...
+
+    async def state(self, product_id: int) -> GateState: ...
+
+    async def restore(self, product_id: int, hold: GateHold) -> bool:
+        """Put back a hold PostgreSQL has and the gate lost, if stock allows it."""
+        ...
+
+    async def set_total(self, totals: ProductTotals) -> int | None:
+        """Make available + held equal stock - sold; the correction, or None when skipped."""
+        ...
+
+
+class ProductRepository(Protocol):
+    async def add(self, product: NewProduct) -> Product: ...
+    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]: ...
+    async def get(self, product_id: int) -> Product | None: ...
+    async def list(self) -> list[Product]: ...
+    async def limits(self, product_ids: Sequence[int]) -> dict[int, int | None]: ...
+    async def totals(self, product_id: int) -> ProductTotals | None: ...
+
+
+class ReservationRepository(Protocol):
+    async def get(self, reservation_id: uuid.UUID) -> Reservation | None: ...
+    async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None: ...
+    async def claim_due(self, now: datetime, limit: int) -> list[Reservation]: ...
+    async def end(self, reservations: Sequence[Reservation]) -> None:
+        """Store the new status of reservations that just ended."""
+        ...
+
+
+class LedgerRepository(Protocol):
+    async def add(self, entries: Sequence[LedgerEntry]) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One PostgreSQL transaction; rolls back unless commit() ran."""
+
+    products: ProductRepository
+    reservations: ReservationRepository
+    ledger: LedgerRepository
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...
+
+
+class ReservationJournal(Protocol):
+    """Durable write of new reservations (group commit): returns once committed."""
+
+    async def record(self, reservation: Reservation) -> None: ...

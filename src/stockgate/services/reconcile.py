@@ -1,0 +1,228 @@
+"""Reconciliation: make the Redis gate agree with PostgreSQL, the source of truth.
+
+Per product it compares the gate (available counter, live holds) with PostgreSQL
+(stock - sold, active reservations) and the ledger, and with `fix` repairs:
+- holds only in Redis, older than the grace period (a crash between the gate and the commit),
+- holds only in PostgreSQL (Redis lost them): restored when stock allows, else ended,
+- counters that drifted, or are missing entirely (FLUSHALL, restart without persistence).
+The gate is read before PostgreSQL so that a reservation taken or ended in between is
+never mistaken for damage (see docs/decisions/0002-reconciliation.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
+from stockgate.services.ports import (
+    Clock,
+    GateHold,
+    GateState,
+    ProductTotals,
+    StockGate,
+    UnitOfWorkFactory,
+)
+
+# A reservation younger than this may be between its gate call and its commit.
+RESTORE_MIN_AGE = timedelta(seconds=2)
+
+
+@dataclass(slots=True)
+class ProductReport:
+    product_id: int
+    sku: str
+    stock: int
+    sold: int
+    held: int  # PostgreSQL's active reservations
+    gate_available: int | None  # None: the gate had no counter
+    gate_held: int
+    ledger_ok: bool
+    orphan_holds: int = 0  # in Redis only, past the grace period
+    missing_holds: int = 0  # in PostgreSQL only
+    fixes: list[str] = field(default_factory=list)
+
+    @property
+    def expected_available(self) -> int:
+        return self.stock - self.sold - self.held
+
+    @property
+    def leaked(self) -> int:
+        """Units the gate lost: neither available nor rightly held."""
+        if self.gate_available is None:
+            return 0  # an unloaded counter is rebuilt from PostgreSQL on first use
+        gate_total = self.gate_available + self.gate_held
+        return max(0, self.stock - self.sold - gate_total) + self.orphan_holds
+
+    @property
+    def oversold(self) -> int:
+        """Units sold or held beyond stock (I1), or that the gate could hand out twice."""
+        in_postgres = max(0, self.sold + self.held - self.stock)
+        if self.gate_available is None:
+            return in_postgres
+        gate_total = self.gate_available + self.gate_held
+        return in_postgres + max(0, gate_total - (self.stock - self.sold)) + self.missing_holds
+
+    @property
+    def drift(self) -> bool:
+        return bool(self.leaked or self.oversold or not self.ledger_ok)
+
+
+@dataclass(slots=True)
+class ReconcileReport:
+    products: list[ProductReport]
+    fixed: bool
+
+    @property
+    def leaked(self) -> int:
+        return sum(p.leaked for p in self.products)
+
+    @property
+    def oversold(self) -> int:
+        return sum(p.oversold for p in self.products)
+
+    @property
+    def drift_found(self) -> int:
+        return sum(1 for p in self.products if p.drift)
+
+    @property
+    def drift_fixed(self) -> int:
+        return sum(1 for p in self.products if p.fixes)
+
+
+async def reconcile(
+    *,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+    clock: Clock,
+    grace_seconds: float,
+    fix: bool,
+) -> ReconcileReport:
+    async with uow_factory() as uow:
+        product_ids = [p.id for p in await uow.products.list()]
+    reports = []
+    for product_id in product_ids:
+        report = await reconcile_product(
+            product_id,
+            uow_factory=uow_factory,
+            gate=gate,
+            clock=clock,
+            grace_seconds=grace_seconds,
+            fix=fix,
+        )
+        if report is not None:
+            reports.append(report)
+    return ReconcileReport(reports, fixed=fix)
+
+
+async def reconcile_product(
+    product_id: int,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+    clock: Clock,
+    grace_seconds: float,
+    fix: bool,
+) -> ProductReport | None:
+    state = await gate.state(product_id)  # the gate first: see the module docstring
+    async with uow_factory() as uow:
+        totals = await uow.products.totals(product_id)
+    if totals is None:
+        return None
+    now = clock.now()
+    report = _compare(state, totals)
+    active = {r.id: r for r in totals.active}
+    grace_ms = grace_seconds * 1000
+    now_ms = now.timestamp() * 1000
+    orphans = [
+        hold
+        for hold in state.holds.values()
+        if hold.reservation_id not in active and now_ms - hold.taken_at_ms > grace_ms
+    ]
+    missing = [
+        r
+        for r in totals.active
+        if r.id not in state.holds and now - r.created_at > RESTORE_MIN_AGE
+    ]
+    if state.available is not None:
+        report.orphan_holds = sum(h.quantity for h in orphans)
+        report.missing_holds = sum(_quantity(r, product_id) for r in missing)
+    if not fix:
+        return report
+    if state.available is None:
+        if await gate.load(totals):
+            report.fixes.append("rebuilt")
+        return report
+    for hold in orphans:
+        partial = _single_line(hold, product_id, now)
+        if await gate.give_back(partial):
+            report.fixes.append(f"gave back orphan {hold.reservation_id}")
+    for reservation in missing:
+        report.fixes.append(
+            await _restore_or_end(reservation, product_id, uow_factory=uow_factory, gate=gate)
+        )
+    correction = await gate.set_total(totals)
+    if correction:
+        report.fixes.append(f"corrected available by {correction:+d}")
+    return report
+
+
+def _compare(state: GateState, totals: ProductTotals) -> ProductReport:
+    product = totals.product
+    held = totals.held
+    return ProductReport(
+        product_id=product.id,
+        sku=product.sku,
+        stock=product.stock,
+        sold=totals.sold,
+        held=held,
+        gate_available=state.available,
+        gate_held=sum(h.quantity for h in state.holds.values()),
+        ledger_ok=totals.ledger_sum == product.stock - totals.sold - held,
+    )
+
+
+async def _restore_or_end(
+    reservation: Reservation,
+    product_id: int,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+) -> str:
+    hold = GateHold(
+        reservation.id,
+        reservation.customer_id,
+        _quantity(reservation, product_id),
+        int(reservation.created_at.timestamp() * 1000),
+    )
+    if await gate.restore(product_id, hold):
+        return f"restored {reservation.id}"
+    # No room: the units went to someone else while Redis did not know of this hold.
+    # Ending it keeps I1; its buyer was most likely answered 503 already.
+    async with uow_factory() as uow:
+        current = await uow.reservations.get_for_update(reservation.id)
+        if current is None or current.status is not ReservationStatus.ACTIVE:
+            return f"skipped {reservation.id} (ended meanwhile)"
+        ended, entries = current.repair()
+        await uow.reservations.end([ended])
+        await uow.ledger.add(entries)
+        await uow.commit()
+    await gate.give_back(ended)  # its other products' holds, if any
+    return f"ended {reservation.id} (no stock to restore it)"
+
+
+def _quantity(reservation: Reservation, product_id: int) -> int:
+    return sum(line.quantity for line in reservation.lines if line.product_id == product_id)
+
+
+def _single_line(hold: GateHold, product_id: int, now: datetime) -> Reservation:
+    """A stand-in reservation naming one product, to give back one orphaned gate hold."""
+    return Reservation(
+        id=hold.reservation_id,
+        customer_id=hold.customer_id,
+        lines=(ReservationLine(product_id, hold.quantity),),
+        status=ReservationStatus.RELEASED,
+        created_at=now,
+        expires_at=now,
+    )
+

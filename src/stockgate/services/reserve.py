@@ -1,0 +1,123 @@
+"""Reservation use cases: take stock for a buyer, show it, give it back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+
+from stockgate.domain.errors import (
+    IdempotencyConflict,
+    LimitExceeded,
+    ReservationNotFound,
+    RequestInProgress,
+    SoldOut,
+    StoreUnavailable,
+    UnknownProduct,
+)
+from stockgate.domain.reservation import Reservation, ReserveRequest, check_lines
+from stockgate.services.catalog import ensure_loaded
+from stockgate.services.ports import (
+    Clock,
+    ReservationJournal,
+    StockGate,
+    TakeResult,
+    TakeStatus,
+    UnitOfWorkFactory,
+)
+
+# How long a retried request waits for the original one to become durable.
+ORIGINAL_WAIT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveDeps:
+    gate: StockGate
+    journal: ReservationJournal
+    uow_factory: UnitOfWorkFactory
+    clock: Clock
+    hold_seconds: int
+    max_quantity: int
+
+
+async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
+    check_lines(request.lines, max_quantity=deps.max_quantity)
+    for line in request.lines:
+        # Sold-out fast path: no store is touched. The cache only ever refuses, so it can
+        # never cause an oversell; it clears when stock comes back.
+        if deps.gate.known_sold_out(line.product_id):
+            raise SoldOut(line.product_id, 0)
+    reservation = Reservation.new(request, now=deps.clock.now(), hold_seconds=deps.hold_seconds)
+    result = await _take(reservation, request, deps)
+    if result.status is TakeStatus.DUPLICATE:
+        return await _original(request, result, deps)
+    try:
+        await deps.journal.record(reservation)  # durable before we answer
+    except StoreUnavailable:
+        # Compensate: the buyer gets 503, so the stock must not stay taken.
+        await deps.gate.give_back(reservation, idempotency_key=request.idempotency_key)
+        raise
+    return reservation
+
+
+async def _take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
+    fingerprint = request.fingerprint()
+    for _ in range(3):
+        result = await deps.gate.take(reservation, request.idempotency_key, fingerprint)
+        if result.status is TakeStatus.TAKEN or result.status is TakeStatus.DUPLICATE:
+            return result
+        if result.status is TakeStatus.SOLD_OUT:
+            raise SoldOut(result.product_id, result.available)
+        if result.status is TakeStatus.LIMIT_EXCEEDED:
+            raise LimitExceeded(result.product_id, result.limit, result.already)
+        # NOT_LOADED: a new product or a flushed Redis; build the counter from PostgreSQL.
+        if not await ensure_loaded(result.product_id, uow_factory=deps.uow_factory, gate=deps.gate):
+            raise UnknownProduct(result.product_id)
+    raise StoreUnavailable("redis", "the stock gate could not load the products")
+
+
+async def _original(request: ReserveRequest, result: TakeResult, deps: ReserveDeps) -> Reservation:
+    if result.fingerprint != request.fingerprint():
+        raise IdempotencyConflict("this Idempotency-Key was used for a different reservation")
+    assert result.reservation_id is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + ORIGINAL_WAIT_SECONDS
+    while True:
+        async with deps.uow_factory() as uow:
+            original = await uow.reservations.get(result.reservation_id)
+        if original is not None and original.customer_id == request.customer_id:
+            return original
+        if loop.time() >= deadline:
+            raise RequestInProgress("retry shortly")
+        await asyncio.sleep(0.05)  # the original is still being committed
+
+
+async def get_reservation(
+    reservation_id: uuid.UUID, customer_id: uuid.UUID, *, uow_factory: UnitOfWorkFactory
+) -> Reservation:
+    async with uow_factory() as uow:
+        reservation = await uow.reservations.get(reservation_id)
+    if reservation is None or reservation.customer_id != customer_id:
+        raise ReservationNotFound(reservation_id)  # I6: someone else's looks like nothing
+    return reservation
+
+
+async def release(
+    reservation_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+) -> Reservation:
+    async with uow_factory() as uow:
+        reservation = await uow.reservations.get_for_update(reservation_id)
+        if reservation is None or reservation.customer_id != customer_id:
+            raise ReservationNotFound(reservation_id)
+        released, entries = reservation.release()
+        await uow.reservations.end([released])
+        await uow.ledger.add(entries)
+        await uow.commit()
+    # Commit before give_back: a crash here must leave the stock, not the reservation,
+    # to the reconciler (a give-back can be repeated safely; a double take cannot).
+    await gate.give_back(released)
+    return released
