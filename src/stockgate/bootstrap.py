@@ -73,9 +73,7 @@ def redis_client(url: str, *, max_connections: int = 64) -> Redis:
     return Redis(connection_pool=pool)
 
 
-async def build(
-    settings: Settings, urls: StoreUrls, *, follow_sold_out: bool = False
-) -> Container:
+async def build(settings: Settings, urls: StoreUrls, *, follow_sold_out: bool = False) -> Container:
     if settings.redis_cluster:
         raise SystemExit(
             "STOCKGATE_REDIS_CLUSTER=true is not supported by this version yet; "

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     http_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
     http_workers: int = Field(default=1, ge=1, le=64, description="API worker processes.")
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve worker metrics on this port; unset: off."
+    )
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413."
     )

@@ -24,6 +24,11 @@ class InvalidInput(StockgateError):
     title = "Invalid input"
 
 
+class MalformedBody(StockgateError):
+    code = "malformed_json"
+    title = "Malformed JSON"
+
+
 class NotFound(StockgateError):
     code = "not_found"
     title = "Not found"
@@ -123,3 +128,11 @@ class StoreUnavailable(StockgateError):
 class PaymentsUnconfigured(StockgateError):
     code = "payments_unconfigured"
     title = "Payments are not configured"
+
+
+class RateLimited(StockgateError):
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many requests; retry in {retry_after} s", retry_after=retry_after)

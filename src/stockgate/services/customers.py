@@ -39,4 +39,3 @@ class CustomerTokens:
             raise Unauthorized("the customer token has expired; create a new customer") from exc
         except (BadSignature, ValueError, UnicodeDecodeError) as exc:
             raise Unauthorized("the customer token is not valid") from exc
-

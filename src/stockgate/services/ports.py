@@ -144,9 +144,14 @@ class LedgerRepository(Protocol):
 class UnitOfWork(Protocol):
     """One PostgreSQL transaction; rolls back unless commit() ran."""
 
-    products: ProductRepository
-    reservations: ReservationRepository
-    ledger: LedgerRepository
+    @property
+    def products(self) -> ProductRepository: ...
+
+    @property
+    def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -140,9 +140,7 @@ async def reconcile_product(
         if hold.reservation_id not in active and now_ms - hold.taken_at_ms > grace_ms
     ]
     missing = [
-        r
-        for r in totals.active
-        if r.id not in state.holds and now - r.created_at > RESTORE_MIN_AGE
+        r for r in totals.active if r.id not in state.holds and now - r.created_at > RESTORE_MIN_AGE
     ]
     if state.available is not None:
         report.orphan_holds = sum(h.quantity for h in orphans)
@@ -225,4 +223,3 @@ def _single_line(hold: GateHold, product_id: int, now: datetime) -> Reservation:
         created_at=now,
         expires_at=now,
     )
-

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from stockgate.domain.errors import (
     IdempotencyConflict,
     LimitExceeded,
-    ReservationNotFound,
     RequestInProgress,
+    ReservationNotFound,
     SoldOut,
     StoreUnavailable,
     UnknownProduct,

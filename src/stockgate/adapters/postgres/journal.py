@@ -82,7 +82,11 @@ class GroupCommitJournal:
                 await connection.execute(
                     reservation_lines.insert(),
                     [
-                        {"reservation_id": r.id, "product_id": line.product_id, "quantity": line.quantity}
+                        {
+                            "reservation_id": r.id,
+                            "product_id": line.product_id,
+                            "quantity": line.quantity,
+                        }
                         for r in held
                         for line in r.lines
                     ],

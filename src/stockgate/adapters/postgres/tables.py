@@ -15,6 +15,14 @@ metadata = sa.MetaData(
     }
 )
 
+
+
+def _created_at() -> sa.Column[object]:
+    return sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
+
+
 products = sa.Table(
     "products",
     metadata,
@@ -26,10 +34,14 @@ products = sa.Table(
     # Every unit ever added. Updated only by restocks, never on the reservation path.
     sa.Column("stock", sa.BigInteger, nullable=False),
     sa.Column("limit_per_customer", sa.Integer, nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.CheckConstraint("stock >= 0", name="stock_not_negative"),
     sa.CheckConstraint("price_cents >= 0", name="price_not_negative"),
-    sa.CheckConstraint("limit_per_customer IS NULL OR limit_per_customer > 0", name="limit_positive"),
+    sa.CheckConstraint(
+        "limit_per_customer IS NULL OR limit_per_customer > 0", name="limit_positive"
+    ),
 )
 
 reservations = sa.Table(
@@ -45,9 +57,7 @@ reservations = sa.Table(
         "status IN ('active', 'released', 'expired', 'converted')", name="status_known"
     ),
     # The expiry worker's queue: only active reservations, ordered by expiry.
-    sa.Index(
-        "ix_reservations_due", "expires_at", postgresql_where=sa.text("status = 'active'")
-    ),
+    sa.Index("ix_reservations_due", "expires_at", postgresql_where=sa.text("status = 'active'")),
 )
 
 reservation_lines = sa.Table(
@@ -74,7 +84,9 @@ stock_ledger = sa.Table(
     # Signed change of available units; sum per product == stock - sold - held.
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("reservation_id", UUID(as_uuid=True), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
     sa.Index("ix_stock_ledger_product", "product_id", "kind"),
 )
 
@@ -84,5 +96,7 @@ admin_users = sa.Table(
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("username", sa.Text, nullable=False, unique=True),
     sa.Column("password_hash", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    sa.Column(
+        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    ),
 )

@@ -1,0 +1,253 @@
+"""The `stockgate` command line (typer). Thin: parse, call a service, print, exit.
+
+Exit codes: 0 success, 1 drift or failure at run time, 2 bad input (one line, no traceback),
+3 a backing store is unavailable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import Annotated, NoReturn, TypeVar
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from stockgate.config import Settings, load_settings
+from stockgate.domain.errors import InvalidInput, StockgateError, StoreUnavailable
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="stockgate: sell limited stock to many buyers at once, never oversell.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+products_app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
+admin_app = typer.Typer(help="Manage admin users.", no_args_is_help=True)
+app.add_typer(products_app, name="products")
+app.add_typer(admin_app, name="admin")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class Role(StrEnum):
+    EXPIRY = "expiry"
+    MAINTENANCE = "maintenance"
+    ALL = "all"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "STOCKGATE_" + "_".join(str(p) for p in first["loc"]).upper()
+        fail(f"{name}: {first['msg']}")
+
+
+def parse_int(value: str, what: str, *, minimum: int = 0) -> int:
+    try:
+        number = int(value.strip())
+    except ValueError:
+        fail(f"{what} must be a whole number, got {value!r}")
+    if number < minimum:
+        fail(f"{what} must be at least {minimum}, got {number}")
+    return number
+
+
+def run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run async work, mapping domain errors to one-line messages and exit codes."""
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]  # a coroutine function's result
+    except StoreUnavailable as exc:
+        fail(exc.detail, 3)
+    except StockgateError as exc:
+        fail(exc.detail, 2)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Add a sample catalog and an admin login.")] = False,
+) -> None:
+    """Run everything on this machine: stores (embedded when not configured), API, workers."""
+    from stockgate.entrypoints.cli.up import run_up
+
+    raise typer.Exit(run_up(settings(), demo=demo))
+
+
+@app.command()
+def api() -> None:
+    """Run the HTTP API (granian) on STOCKGATE_HTTP_HOST:STOCKGATE_HTTP_PORT."""
+    from stockgate.entrypoints.http.serve import serve
+
+    raise typer.Exit(serve(settings()))
+
+
+@app.command()
+def worker(
+    role: Annotated[Role, typer.Option(help="Which background work to do.")] = Role.ALL,
+) -> None:
+    """Run background workers: expiry (stock back on time), maintenance (reconcile), or all."""
+    from stockgate.entrypoints.worker.main import run_worker
+
+    raise typer.Exit(run_worker(settings(), role.value))
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest version (Alembic)."""
+    from stockgate.adapters.embedded.stores import resolve
+    from stockgate.adapters.postgres.migrate import upgrade
+
+    urls = resolve(settings())
+    try:
+        upgrade(urls.database_url)
+    except OSError as exc:
+        fail(f"cannot reach PostgreSQL: {exc}", 3)
+    out.print("database is up to date")
+
+
+@products_app.command("add")
+def products_add(
+    sku: Annotated[str, typer.Option(help="Unique stock-keeping unit.")],
+    name: Annotated[str, typer.Option(help="Name shown to buyers.")],
+    price_cents: Annotated[str, typer.Option(help="Price in cents.")],
+    stock: Annotated[str, typer.Option(help="Units for sale.")],
+    limit_per_customer: Annotated[
+        str | None, typer.Option(help="Most units one customer may buy.")
+    ] = None,
+    currency: Annotated[str, typer.Option(help="Three-letter currency code.")] = "usd",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Add a product."""
+    from stockgate.domain.product import NewProduct
+    from stockgate.entrypoints.cli.catalog import add
+
+    try:
+        new = NewProduct(
+            sku=sku,
+            name=name,
+            price_cents=parse_int(price_cents, "--price-cents"),
+            stock=parse_int(stock, "--stock"),
+            currency=currency.lower(),
+            limit_per_customer=None
+            if limit_per_customer is None
+            else parse_int(limit_per_customer, "--limit-per-customer", minimum=1),
+        )
+    except InvalidInput as exc:
+        fail(exc.detail)
+    view = run(lambda: add(settings(), new))
+    print_products([view], as_json, single=True)
+
+
+@products_app.command("restock")
+def products_restock(
+    sku: Annotated[str, typer.Argument(help="SKU of the product.")],
+    quantity: Annotated[str, typer.Argument(help="Units to add.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Add units to a product's stock (also during a live sale)."""
+    from stockgate.entrypoints.cli.catalog import restock
+
+    units = parse_int(quantity, "quantity", minimum=1)
+    view = run(lambda: restock(settings(), sku, units))
+    print_products([view], as_json, single=True)
+
+
+@products_app.command("list")
+def products_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List products with their stock and what is available now."""
+    from stockgate.entrypoints.cli.catalog import list_all
+
+    print_products(run(lambda: list_all(settings())), as_json)
+
+
+def print_products(views: list[dict[str, object]], as_json: bool, *, single: bool = False) -> None:
+    if as_json:
+        print(json.dumps(views[0] if single else views))
+        return
+    table = Table("id", "sku", "name", "price", "stock", "available", "limit")
+    for v in views:
+        table.add_row(
+            str(v["id"]),
+            str(v["sku"]),
+            str(v["name"]),
+            f"{int(str(v['price_cents'])) / 100:.2f} {str(v['currency']).upper()}",
+            str(v["stock"]),
+            str(v["available"]),
+            str(v["limit_per_customer"] or "-"),
+        )
+    out.print(table)
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    name: Annotated[str, typer.Argument(help="Login name.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Create an admin login (password from a prompt, or --password-stdin)."""
+    from stockgate.entrypoints.cli.admin import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    run(lambda: create_user(settings(), name, password))
+    out.print(f"admin user {name!r} created")
+
+
+@app.command()
+def reconcile(
+    fix: Annotated[bool, typer.Option("--fix", help="Repair the drift found.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Compare Redis with PostgreSQL per product; exit 1 when drift remains."""
+    from stockgate.entrypoints.cli.reconcile import reconcile_command
+
+    raise typer.Exit(run(lambda: reconcile_command(settings(), fix=fix, as_json=as_json)))
+
+
+@app.command()
+def bench(
+    scenario: Annotated[str, typer.Argument(help="ceiling, reserve, sold-out or flash-sale.")],
+    url: Annotated[
+        str | None, typer.Option(help="Target a running stack; default: start one.")
+    ] = None,
+    duration: Annotated[float, typer.Option(help="Seconds of load.")] = 10.0,
+    connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Run a load scenario and check consistency afterwards; non-zero exit on any drift."""
+    from stockgate.bench.cli import run_bench
+
+    raise typer.Exit(
+        run_bench(
+            settings(),
+            scenario,
+            url=url,
+            duration=duration,
+            connections=connections,
+            as_json=as_json,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app()

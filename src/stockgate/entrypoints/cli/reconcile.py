@@ -1,0 +1,99 @@
+"""`stockgate reconcile`: print the per-product comparison; exit 1 when drift remains."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from stockgate.bootstrap import Container
+from stockgate.config import Settings
+from stockgate.entrypoints.cli.catalog import with_container
+from stockgate.services.reconcile import ReconcileReport, reconcile
+
+
+async def reconcile_command(settings: Settings, *, fix: bool, as_json: bool) -> int:
+    async def work(c: Container) -> tuple[ReconcileReport, ReconcileReport | None]:
+        kwargs = {"uow_factory": c.uow_factory, "gate": c.gate, "clock": c.clock}
+        grace = settings.reconcile_grace_seconds
+        found = await reconcile(**kwargs, grace_seconds=grace, fix=fix)  # type: ignore[arg-type]
+        after = None
+        if fix:  # look again: only drift that survived the repair counts
+            after = await reconcile(**kwargs, grace_seconds=grace, fix=False)  # type: ignore[arg-type]
+        return found, after
+
+    found, after = await with_container(settings, work)
+    remaining = after if after is not None else found
+    if as_json:
+        print(json.dumps(_as_json(found, remaining)))
+    else:
+        _print(found, remaining)
+    return 1 if remaining.drift_found else 0
+
+
+def _as_json(found: ReconcileReport, remaining: ReconcileReport) -> dict[str, object]:
+    return {
+        "fixed": found.fixed,
+        "drift_found": found.drift_found,
+        "drift_remaining": remaining.drift_found,
+        "leaked": remaining.leaked,
+        "oversold": remaining.oversold,
+        "products": [
+            {
+                "product_id": p.product_id,
+                "sku": p.sku,
+                "stock": p.stock,
+                "sold": p.sold,
+                "held": p.held,
+                "expected_available": p.expected_available,
+                "gate_available": p.gate_available,
+                "gate_held": p.gate_held,
+                "orphan_holds": p.orphan_holds,
+                "missing_holds": p.missing_holds,
+                "ledger_ok": p.ledger_ok,
+                "leaked": p.leaked,
+                "oversold": p.oversold,
+                "drift": p.drift,
+                "fixes": p.fixes,
+            }
+            for p in found.products
+        ],
+    }
+
+
+def _print(found: ReconcileReport, remaining: ReconcileReport) -> None:
+    console = Console()
+    table = Table(
+        "id",
+        "sku",
+        "stock",
+        "sold",
+        "held",
+        "gate avail",
+        "gate held",
+        "ledger",
+        "leaked",
+        "oversold",
+        "fixes",
+        title="Redis vs PostgreSQL",
+    )
+    for p in found.products:
+        table.add_row(
+            str(p.product_id),
+            p.sku,
+            str(p.stock),
+            str(p.sold),
+            str(p.held),
+            "-" if p.gate_available is None else str(p.gate_available),
+            str(p.gate_held),
+            "ok" if p.ledger_ok else "MISMATCH",
+            str(p.leaked),
+            str(p.oversold),
+            "; ".join(p.fixes) or "-",
+        )
+    console.print(table)
+    if remaining.drift_found:
+        console.print(f"[red]drift remains in {remaining.drift_found} product(s)[/]")
+    else:
+        console.print("[green]no drift[/]")

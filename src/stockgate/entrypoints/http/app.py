@@ -1,0 +1,60 @@
+"""The Litestar application factory. Clients are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+
+import stockgate
+from stockgate.bootstrap import StoreUrls, build
+from stockgate.config import Settings, load_settings
+from stockgate.entrypoints.http.middleware import request_context
+from stockgate.entrypoints.http.problems import HANDLERS
+from stockgate.entrypoints.http.rate_limit import RateLimiter
+from stockgate.entrypoints.http.routes import ROUTES
+from stockgate.entrypoints.http.state import ApiState
+
+log = structlog.get_logger(__name__)
+
+
+def create_app(settings: Settings | None = None, urls: StoreUrls | None = None) -> Litestar:
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from stockgate.adapters.embedded.stores import resolve
+
+        container = await build(settings, urls or resolve(settings), follow_sold_out=True)
+        limit = settings.rate_limit_per_minute
+        app.state.api = ApiState(
+            container=container,
+            customer_limiter=RateLimiter(limit, enabled=settings.rate_limit_enabled),
+            reservation_limiter=RateLimiter(limit, enabled=settings.rate_limit_enabled),
+        )
+        log.info("api.started", hold_seconds=settings.hold_seconds)
+        try:
+            yield
+        finally:
+            await container.close()
+            log.info("api.stopped")
+
+    return Litestar(
+        route_handlers=ROUTES,
+        lifespan=[lifespan],
+        middleware=[request_context],
+        exception_handlers=HANDLERS,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="stockgate",
+            version=stockgate.__version__,
+            description="Limited stock for many buyers at once: reservations that never oversell.",
+            path="/docs",  # interactive docs at /docs; the schema also at /openapi.json
+            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,154 @@
+"""HTTP handlers: thin — parse, call a service, shape the answer."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, delete, get, post
+from litestar.params import Parameter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from stockgate.adapters import metrics
+from stockgate.domain.errors import InvalidInput, StockgateError
+from stockgate.domain.reservation import ReserveRequest
+from stockgate.entrypoints.http.health import readiness
+from stockgate.entrypoints.http.schemas import (
+    CustomerOut,
+    ProductOut,
+    ReservationIn,
+    ReservationOut,
+    decode_body,
+)
+from stockgate.entrypoints.http.state import api, client_address, customer_of
+from stockgate.services import catalog
+from stockgate.services.reserve import get_reservation, release, reserve
+
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, no spaces
+
+
+@get("/healthz", tags=["operations"], summary="The process is alive.")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["operations"], summary="PostgreSQL and Redis are reachable (else 503).")
+async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
+    return await readiness(api(request).container)
+
+
+@get("/metrics", tags=["operations"], summary="Prometheus metrics.", include_in_schema=True)
+async def metrics_endpoint() -> Response[bytes]:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@get("/openapi.json", include_in_schema=False)
+async def openapi_schema(request: Request[Any, Any, Any]) -> Response[bytes]:
+    schema = request.app.openapi_schema.to_schema()
+    return Response(msgspec.json.encode(schema), media_type="application/vnd.oai.openapi+json")
+
+
+@post("/api/v1/customers", tags=["customers"], summary="Create a guest customer and its token.")
+async def create_customer(request: Request[Any, Any, Any]) -> CustomerOut:
+    state = api(request)
+    state.customer_limiter.check(client_address(request))
+    issued = state.container.tokens.issue()
+    return CustomerOut(str(issued.customer_id), issued.token)
+
+
+@get("/api/v1/products", tags=["products"], summary="All products with what is available now.")
+async def list_products(request: Request[Any, Any, Any]) -> list[ProductOut]:
+    container = api(request).container
+    views = await catalog.list_products(uow_factory=container.uow_factory, gate=container.gate)
+    return [ProductOut.of(view) for view in views]
+
+
+@get("/api/v1/products/{product_id:int}", tags=["products"], summary="One product.")
+async def get_product(request: Request[Any, Any, Any], product_id: int) -> ProductOut:
+    container = api(request).container
+    view = await catalog.get_product(
+        product_id, uow_factory=container.uow_factory, gate=container.gate
+    )
+    return ProductOut.of(view)
+
+
+@post(
+    "/api/v1/reservations",
+    tags=["reservations"],
+    summary="Hold every item or none, for STOCKGATE_HOLD_SECONDS.",
+    description=(
+        "409 `sold_out` (with product_id and available) or `limit_exceeded`; 422 invalid input; "
+        "401 without a valid token; 503 `unavailable` when a store is down (nothing is taken). "
+        "A repeated request with the same Idempotency-Key returns the original reservation."
+    ),
+)
+async def create_reservation(
+    request: Request[Any, Any, Any],
+    idempotency_key: Annotated[
+        str | None, Parameter(header="Idempotency-Key", required=False)
+    ] = None,
+) -> ReservationOut:
+    state = api(request)
+    customer_id = customer_of(request, state)
+    state.reservation_limiter.check(customer_id.hex)
+    if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
+        raise InvalidInput("Idempotency-Key must be 1-200 visible ASCII characters")
+    data = decode_body(await request.body(), ReservationIn)
+    try:
+        reservation = await reserve(
+            ReserveRequest(customer_id, data.lines(), idempotency_key),
+            state.container.reserve_deps,
+        )
+    except StockgateError as exc:
+        metrics.HOLDS_REFUSED.labels(exc.code).inc()
+        raise
+    metrics.HOLDS_TAKEN.inc()
+    return ReservationOut.of(reservation)
+
+
+@get("/api/v1/reservations/{reservation_id:uuid}", tags=["reservations"], summary="Own only.")
+async def show_reservation(
+    request: Request[Any, Any, Any], reservation_id: uuid.UUID
+) -> ReservationOut:
+    state = api(request)
+    reservation = await get_reservation(
+        reservation_id, customer_of(request, state), uow_factory=state.container.uow_factory
+    )
+    return ReservationOut.of(reservation)
+
+
+@delete(
+    "/api/v1/reservations/{reservation_id:uuid}",
+    tags=["reservations"],
+    summary="Give a reservation back; its stock is available again.",
+    status_code=200,
+)
+async def release_reservation(
+    request: Request[Any, Any, Any], reservation_id: uuid.UUID
+) -> ReservationOut:
+    state = api(request)
+    container = state.container
+    released = await release(
+        reservation_id,
+        customer_of(request, state),
+        uow_factory=container.uow_factory,
+        gate=container.gate,
+    )
+    metrics.HOLDS_RELEASED.inc()
+    return ReservationOut.of(released)
+
+
+ROUTES = [
+    healthz,
+    readyz,
+    metrics_endpoint,
+    openapi_schema,
+    create_customer,
+    list_products,
+    get_product,
+    create_reservation,
+    show_reservation,
+    release_reservation,
+]

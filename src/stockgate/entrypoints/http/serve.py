@@ -1,0 +1,47 @@
+"""`stockgate api`: serve the app with granian (Rust HTTP server, uvloop)."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from granian.constants import Interfaces, Loops
+from granian.server import Server
+
+from stockgate.adapters.logs import configure_logging
+from stockgate.config import Settings
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                return False
+            raise
+    return True
+
+
+def serve(settings: Settings) -> int:
+    configure_logging(settings)
+    if not port_free(settings.http_host, settings.http_port):
+        print(
+            f"error: {settings.http_host}:{settings.http_port} is in use; "
+            "set STOCKGATE_HTTP_PORT (or STOCKGATE_HTTP_HOST) to a free one"
+        )
+        return 2
+    server = Server(
+        "stockgate.entrypoints.http.app:create_app",
+        address=settings.http_host,
+        port=settings.http_port,
+        interface=Interfaces.ASGI,
+        workers=settings.http_workers,
+        loop=Loops.uvloop,
+        factory=True,
+        log_access=False,
+        backlog=2048,
+    )
+    server.serve()
+    return 0

@@ -1,0 +1,40 @@
+"""What the HTTP handlers share: the container and per-node helpers, kept on app.state."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+
+from stockgate.bootstrap import Container
+from stockgate.domain.errors import Unauthorized
+from stockgate.entrypoints.http.rate_limit import RateLimiter
+
+
+@dataclass(slots=True)
+class ApiState:
+    container: Container
+    customer_limiter: RateLimiter
+    reservation_limiter: RateLimiter
+
+
+def api(request: Request[Any, Any, Any]) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+def customer_of(request: Request[Any, Any, Any], state: ApiState) -> uuid.UUID:
+    """The customer named by the signed bearer token (identity never comes from a plain header)."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("send Authorization: Bearer <token> (POST /api/v1/customers)")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be: Bearer <token>")
+    return state.container.tokens.verify(token.strip())
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,113 @@
+"""`stockgate worker --role expiry|maintenance|all`: the background processes.
+
+expiry       ends due reservations and gives their stock back (about every 0.2 s).
+maintenance  reconciles Redis with PostgreSQL and repairs drift (every 30 s by default).
+Several workers of each role may run at once: expiry claims rows with SKIP LOCKED and every
+repair is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+import uvloop
+from prometheus_client import start_http_server
+
+from stockgate.adapters import metrics
+from stockgate.adapters.logs import configure_logging
+from stockgate.bootstrap import Container, build
+from stockgate.config import Settings
+from stockgate.domain.errors import StoreUnavailable
+from stockgate.services.expire import expire_due
+from stockgate.services.reconcile import reconcile
+
+log = structlog.get_logger(__name__)
+EXPIRY_BATCH = 500
+
+
+def run_worker(settings: Settings, role: str) -> int:
+    configure_logging(settings)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.http_host)
+    uvloop.run(_main(settings, role))
+    return 0
+
+
+async def _main(settings: Settings, role: str) -> None:
+    from stockgate.adapters.embedded.stores import resolve
+
+    container = await build(settings, resolve(settings))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loops: list[Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]] = []
+    if role in ("expiry", "all"):
+        loops.append(expiry_loop)
+    if role in ("maintenance", "all"):
+        loops.append(maintenance_loop)
+    log.info("worker.started", role=role)
+    tasks = [loop.create_task(run(container, stop)) for run in loops]
+    await stop.wait()
+    log.info("worker.stopping", role=role)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await container.close()
+    log.info("worker.stopped", role=role)
+
+
+async def expiry_loop(container: Container, stop: asyncio.Event) -> None:
+    poll = container.settings.expiry_poll_seconds
+    while not stop.is_set():
+        try:
+            expired = await expire_due(
+                uow_factory=container.uow_factory,
+                gate=container.gate,
+                clock=container.clock,
+                batch=EXPIRY_BATCH,
+            )
+        except StoreUnavailable as exc:
+            # Nothing is lost: the reservations stay due and the next round retries them.
+            log.warning("expiry.store_unavailable", store=exc.store)
+            await _sleep(stop, 1.0)
+            continue
+        if expired:
+            metrics.HOLDS_EXPIRED.inc(expired)
+            log.info("expiry.expired", count=expired)
+        if expired < EXPIRY_BATCH:
+            await _sleep(stop, poll)
+
+
+async def maintenance_loop(container: Container, stop: asyncio.Event) -> None:
+    settings = container.settings
+    while not stop.is_set():
+        try:
+            report = await reconcile(
+                uow_factory=container.uow_factory,
+                gate=container.gate,
+                clock=container.clock,
+                grace_seconds=settings.reconcile_grace_seconds,
+                fix=True,
+            )
+        except StoreUnavailable as exc:
+            log.warning("reconcile.store_unavailable", store=exc.store)
+        else:
+            metrics.RECONCILE_DRIFT_FOUND.inc(report.drift_found)
+            metrics.RECONCILE_DRIFT_FIXED.inc(report.drift_fixed)
+            for product in report.products:
+                if product.fixes:
+                    log.warning(
+                        "reconcile.fixed", product_id=product.product_id, fixes=product.fixes
+                    )
+        await _sleep(stop, settings.reconcile_interval_seconds)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
