@@ -62,7 +62,9 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
 
 async def _take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
     fingerprint = request.fingerprint()
-    for _ in range(3):
+    # Each NOT_LOADED answer names one product, so allow one load per line (a flushed
+    # Redis leaves every product of a multi-line request unloaded), plus a spare round.
+    for _ in range(len(request.lines) + 1):
         result = await deps.gate.take(reservation, request.idempotency_key, fingerprint)
         if result.status is TakeStatus.TAKEN or result.status is TakeStatus.DUPLICATE:
             return result

@@ -1,0 +1,432 @@
+"""In-memory fakes of the ports in stockgate.services.ports, for fast unit tests (no I/O).
+
+FakeGate follows the Lua scripts in adapters/redis/*.lua line by line in meaning, so a
+service test against it says what the real gate would do; tests/integration/test_gate.py
+checks the real scripts against the same expectations.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Self
+
+from stockgate.domain.errors import DuplicateSku, ProductNotFound, StoreUnavailable
+from stockgate.domain.ledger import LedgerEntry, LedgerKind
+from stockgate.domain.product import NewProduct, Product
+from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.services.ports import (
+    GateHold,
+    GateState,
+    ProductTotals,
+    TakeResult,
+    TakeStatus,
+)
+
+
+class FakeClock:
+    def __init__(self, now: datetime | None = None) -> None:
+        self.current = now or datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+# --------------------------------------------------------------------------- the gate
+
+
+@dataclass
+class _Counter:
+    available: int
+    limit: int
+    version: int
+
+
+class FakeGate:
+    """The Redis gate's semantics, in dictionaries."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.counters: dict[int, _Counter] = {}
+        self.holds: dict[int, dict[uuid.UUID, GateHold]] = {}
+        self.buyers: dict[int, dict[uuid.UUID, int]] = {}
+        self.idempotency: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str]] = {}
+        self.sold_out: set[int] = set()
+        self.fail: bool = False  # True: every call raises StoreUnavailable("redis")
+        self.calls: list[str] = []
+
+    def _check(self, name: str) -> None:
+        self.calls.append(name)
+        if self.fail:
+            raise StoreUnavailable("redis")
+
+    def flush(self) -> None:
+        """What FLUSHALL does to the real gate."""
+        self.counters.clear()
+        self.holds.clear()
+        self.buyers.clear()
+        self.idempotency.clear()
+
+    def known_sold_out(self, product_id: int) -> bool:
+        return product_id in self.sold_out
+
+    async def take(
+        self, reservation: Reservation, idempotency_key: str | None, fingerprint: str
+    ) -> TakeResult:
+        self._check("take")
+        customer = reservation.customer_id
+        if idempotency_key and (customer, idempotency_key) in self.idempotency:
+            original, original_fingerprint = self.idempotency[(customer, idempotency_key)]
+            return TakeResult(
+                TakeStatus.DUPLICATE, reservation_id=original, fingerprint=original_fingerprint
+            )
+        for line in reservation.lines:
+            counter = self.counters.get(line.product_id)
+            if counter is None:
+                return TakeResult(TakeStatus.NOT_LOADED, product_id=line.product_id)
+            if counter.available < line.quantity:
+                if counter.available <= 0:
+                    self.sold_out.add(line.product_id)
+                return TakeResult(
+                    TakeStatus.SOLD_OUT, product_id=line.product_id, available=counter.available
+                )
+            if counter.limit > 0:
+                already = self.buyers.get(line.product_id, {}).get(customer, 0)
+                if already + line.quantity > counter.limit:
+                    return TakeResult(
+                        TakeStatus.LIMIT_EXCEEDED,
+                        product_id=line.product_id,
+                        limit=counter.limit,
+                        already=already,
+                    )
+        now_ms = int(self.clock.now().timestamp() * 1000)
+        for line in reservation.lines:
+            self.counters[line.product_id].available -= line.quantity
+            self.holds.setdefault(line.product_id, {})[reservation.id] = GateHold(
+                reservation.id, customer, line.quantity, now_ms
+            )
+            buyers = self.buyers.setdefault(line.product_id, {})
+            buyers[customer] = buyers.get(customer, 0) + line.quantity
+        if idempotency_key:
+            self.idempotency[(customer, idempotency_key)] = (reservation.id, fingerprint)
+        return TakeResult(TakeStatus.TAKEN)
+
+    async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:
+        self._check("give_back")
+        returned = 0
+        for line in reservation.lines:
+            self.sold_out.discard(line.product_id)
+            hold = self.holds.get(line.product_id, {}).pop(reservation.id, None)
+            if hold is None:
+                continue
+            counter = self.counters.get(line.product_id)
+            if counter is None:  # HINCRBY on a missing hash creates it, as Redis would
+                counter = self.counters[line.product_id] = _Counter(0, 0, 0)
+            counter.available += hold.quantity
+            buyers = self.buyers.setdefault(line.product_id, {})
+            left = buyers.get(hold.customer_id, 0) - hold.quantity
+            if left <= 0:
+                buyers.pop(hold.customer_id, None)
+            else:
+                buyers[hold.customer_id] = left
+            returned += hold.quantity
+        if idempotency_key:
+            key = (reservation.customer_id, idempotency_key)
+            original = self.idempotency.get(key)
+            if original is not None and original[0] == reservation.id:
+                del self.idempotency[key]
+        return returned
+
+    async def available(self, product_ids: Sequence[int]) -> dict[int, int | None]:
+        self._check("available")
+        return {
+            pid: (self.counters[pid].available if pid in self.counters else None)
+            for pid in product_ids
+        }
+
+    async def add_stock(self, product_id: int, quantity: int, version: int) -> None:
+        self._check("add_stock")
+        self.sold_out.discard(product_id)
+        counter = self.counters.get(product_id)
+        if counter is None or counter.version >= version:
+            return
+        counter.available += quantity
+        counter.version = version
+
+    async def load(self, totals: ProductTotals) -> bool:
+        self._check("load")
+        product = totals.product
+        self.sold_out.discard(product.id)
+        if product.id in self.counters:
+            return False
+        holds: dict[uuid.UUID, GateHold] = {}
+        buyers: dict[uuid.UUID, int] = {}
+        for reservation in totals.active:
+            for line in reservation.lines:
+                if line.product_id != product.id:
+                    continue
+                taken_ms = int(reservation.created_at.timestamp() * 1000)
+                holds[reservation.id] = GateHold(
+                    reservation.id, reservation.customer_id, line.quantity, taken_ms
+                )
+                buyers[reservation.customer_id] = (
+                    buyers.get(reservation.customer_id, 0) + line.quantity
+                )
+        for customer_id, units in totals.sold_by_customer.items():
+            buyers[customer_id] = buyers.get(customer_id, 0) + units
+        self.holds[product.id] = holds
+        self.buyers[product.id] = buyers
+        self.counters[product.id] = _Counter(
+            product.stock - totals.sold - totals.held,
+            product.limit_per_customer or 0,
+            totals.stock_version,
+        )
+        return True
+
+    async def state(self, product_id: int) -> GateState:
+        self._check("state")
+        counter = self.counters.get(product_id)
+        return GateState(
+            product_id,
+            None if counter is None else counter.available,
+            0 if counter is None else counter.version,
+            dict(self.holds.get(product_id, {})),
+        )
+
+    async def restore(self, product_id: int, hold: GateHold) -> bool:
+        self._check("restore")
+        holds = self.holds.setdefault(product_id, {})
+        if hold.reservation_id in holds:
+            return True
+        counter = self.counters.get(product_id)
+        if counter is None or counter.available < hold.quantity:
+            return False
+        counter.available -= hold.quantity
+        holds[hold.reservation_id] = hold
+        buyers = self.buyers.setdefault(product_id, {})
+        buyers[hold.customer_id] = buyers.get(hold.customer_id, 0) + hold.quantity
+        return True
+
+    async def set_total(self, totals: ProductTotals) -> int | None:
+        self._check("set_total")
+        product = totals.product
+        counter = self.counters.get(product.id)
+        if counter is None or counter.version > totals.stock_version:
+            return None
+        self.sold_out.discard(product.id)
+        holds = self.holds.get(product.id, {})
+        held = sum(h.quantity for h in holds.values())
+        buyers: dict[uuid.UUID, int] = {}
+        for hold in holds.values():
+            buyers[hold.customer_id] = buyers.get(hold.customer_id, 0) + hold.quantity
+        for customer_id, units in totals.sold_by_customer.items():
+            buyers[customer_id] = buyers.get(customer_id, 0) + units
+        self.buyers[product.id] = buyers
+        correction = product.stock - totals.sold - (counter.available + held)
+        counter.available += correction
+        counter.version = totals.stock_version
+        counter.limit = product.limit_per_customer or 0
+        return correction
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class FakeData:
+    """Everything the fake database holds; copied on entry to a unit of work."""
+
+    products: dict[int, Product] = field(default_factory=dict)
+    reservations: dict[uuid.UUID, Reservation] = field(default_factory=dict)
+    ledger: list[tuple[int, LedgerEntry]] = field(default_factory=list)  # (id, entry)
+
+
+class FakeDatabase:
+    def __init__(self) -> None:
+        self.data = FakeData()
+        self._ids = itertools.count(1)
+        self.fail: bool = False  # True: opening a unit of work raises StoreUnavailable
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def add_ledger(self, entries: Sequence[LedgerEntry]) -> None:
+        self.data.ledger.extend((self.next_id(), entry) for entry in entries)
+
+    def ledger_sum(self, product_id: int) -> int:
+        return sum(e.quantity for _, e in self.data.ledger if e.product_id == product_id)
+
+    def totals(self, product_id: int) -> ProductTotals | None:
+        product = self.data.products.get(product_id)
+        if product is None:
+            return None
+        active: list[Reservation] = []
+        sold = 0
+        sold_by_customer: dict[uuid.UUID, int] = {}
+        for reservation in self.data.reservations.values():
+            quantity = sum(li.quantity for li in reservation.lines if li.product_id == product_id)
+            if not quantity:
+                continue
+            if reservation.status is ReservationStatus.ACTIVE:
+                line = next(li for li in reservation.lines if li.product_id == product_id)
+                active.append(replace(reservation, lines=(line,)))
+            elif reservation.status is ReservationStatus.CONVERTED:
+                sold += quantity
+                customer = reservation.customer_id
+                sold_by_customer[customer] = sold_by_customer.get(customer, 0) + quantity
+        versions = [
+            i
+            for i, e in self.data.ledger
+            if e.product_id == product_id and e.kind is LedgerKind.STOCK_ADDED
+        ]
+        return ProductTotals(
+            product=product,
+            sold=sold,
+            stock_version=max(versions, default=0),
+            ledger_sum=self.ledger_sum(product_id),
+            active=active,
+            sold_by_customer=sold_by_customer,
+        )
+
+
+class FakeProducts:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def add(self, product: NewProduct) -> Product:
+        if any(p.sku == product.sku for p in self._db.data.products.values()):
+            raise DuplicateSku(product.sku)
+        created = Product(
+            id=self._db.next_id(),
+            sku=product.sku,
+            name=product.name,
+            price_cents=product.price_cents,
+            currency=product.currency,
+            stock=product.stock,
+            limit_per_customer=product.limit_per_customer,
+        )
+        self._db.data.products[created.id] = created
+        self._db.add_ledger([LedgerEntry(created.id, LedgerKind.STOCK_ADDED, product.stock)])
+        return created
+
+    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]:
+        found = next((p for p in self._db.data.products.values() if p.sku == sku), None)
+        if found is None:
+            raise ProductNotFound(sku)
+        updated = replace(found, stock=found.stock + quantity)
+        self._db.data.products[found.id] = updated
+        version = self._db.next_id()
+        self._db.data.ledger.append(
+            (version, LedgerEntry(found.id, LedgerKind.STOCK_ADDED, quantity))
+        )
+        return updated, version
+
+    async def get(self, product_id: int) -> Product | None:
+        return self._db.data.products.get(product_id)
+
+    async def list(self) -> list[Product]:
+        return sorted(self._db.data.products.values(), key=lambda p: p.id)
+
+    async def limits(self, product_ids: Sequence[int]) -> dict[int, int | None]:
+        products = self._db.data.products
+        return {pid: products[pid].limit_per_customer for pid in product_ids if pid in products}
+
+    async def totals(self, product_id: int) -> ProductTotals | None:
+        return self._db.totals(product_id)
+
+
+class FakeReservations:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def get(self, reservation_id: uuid.UUID) -> Reservation | None:
+        return self._db.data.reservations.get(reservation_id)
+
+    async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None:
+        return self._db.data.reservations.get(reservation_id)
+
+    async def claim_due(self, now: datetime, limit: int) -> list[Reservation]:
+        due = [
+            r
+            for r in self._db.data.reservations.values()
+            if r.status is ReservationStatus.ACTIVE and r.expires_at <= now
+        ]
+        return sorted(due, key=lambda r: r.expires_at)[:limit]
+
+    async def end(self, reservations: Sequence[Reservation]) -> None:
+        for reservation in reservations:
+            current = self._db.data.reservations.get(reservation.id)
+            if current is not None and current.status is ReservationStatus.ACTIVE:
+                self._db.data.reservations[reservation.id] = replace(
+                    current, status=reservation.status
+                )
+
+
+class FakeLedger:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def add(self, entries: Sequence[LedgerEntry]) -> None:
+        self._db.add_ledger(entries)
+
+
+class FakeUnitOfWork:
+    """Rolls back (restores the copy taken on entry) unless commit() ran."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self.products = FakeProducts(db)
+        self.reservations = FakeReservations(db)
+        self.ledger = FakeLedger(db)
+        self._snapshot: FakeData | None = None
+        self.committed = False
+
+    async def __aenter__(self) -> Self:
+        if self._db.fail:
+            raise StoreUnavailable("postgres")
+        self._snapshot = copy.deepcopy(self._db.data)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self.committed and self._snapshot is not None:
+            self._db.data = self._snapshot
+
+    async def commit(self) -> None:
+        self.committed = True
+
+
+class FakeUnitOfWorkFactory:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    def __call__(self) -> FakeUnitOfWork:
+        return FakeUnitOfWork(self.db)
+
+
+class FakeJournal:
+    """Writes new reservations and their `held` ledger entries; can be told to fail."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+        self.fail_with: BaseException | None = None
+        self.recorded: list[Reservation] = []
+
+    async def record(self, reservation: Reservation) -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        self._db.data.reservations[reservation.id] = reservation
+        self._db.add_ledger(reservation.held_entries())
+        self.recorded.append(reservation)

@@ -1,0 +1,71 @@
+"""Unit-test wiring: the services over in-memory fakes of every port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from stockgate.domain.product import NewProduct, Product
+from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
+from stockgate.services.catalog import add_product
+from stockgate.services.reserve import ReserveDeps, reserve
+from tests.fakes import (
+    FakeClock,
+    FakeDatabase,
+    FakeGate,
+    FakeJournal,
+    FakeUnitOfWorkFactory,
+)
+
+
+@dataclass
+class World:
+    clock: FakeClock
+    db: FakeDatabase
+    gate: FakeGate
+    journal: FakeJournal
+    uow_factory: FakeUnitOfWorkFactory
+
+    @property
+    def deps(self) -> ReserveDeps:
+        return ReserveDeps(
+            gate=self.gate,
+            journal=self.journal,
+            uow_factory=self.uow_factory,
+            clock=self.clock,
+            hold_seconds=600,
+            max_quantity=100,
+        )
+
+    async def product(self, stock: int = 10, limit: int | None = None) -> Product:
+        sku = f"SKU-{uuid.uuid4().hex[:8]}"
+        new = NewProduct(
+            sku=sku, name="Thing", price_cents=500, stock=stock, limit_per_customer=limit
+        )
+        return await add_product(new, uow_factory=self.uow_factory, gate=self.gate)
+
+    async def reserve(
+        self,
+        lines: Sequence[tuple[int, int]],
+        customer_id: uuid.UUID | None = None,
+        key: str | None = None,
+    ) -> Reservation:
+        request = ReserveRequest(
+            customer_id or uuid.uuid4(),
+            tuple(ReservationLine(pid, qty) for pid, qty in lines),
+            idempotency_key=key,
+        )
+        return await reserve(request, self.deps)
+
+    async def available(self, product_id: int) -> int | None:
+        return (await self.gate.available([product_id]))[product_id]
+
+
+@pytest.fixture
+def world() -> World:
+    clock = FakeClock()
+    db = FakeDatabase()
+    return World(clock, db, FakeGate(clock), FakeJournal(db), FakeUnitOfWorkFactory(db))
