@@ -10,13 +10,30 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.postgres.database import is_connection_error
-from stockgate.adapters.postgres.ledger import ledger_row
-from stockgate.adapters.postgres.tables import reservation_lines, reservations, stock_ledger
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
+
+log = structlog.get_logger(__name__)
+
+# Reservations, their lines and their `held` ledger entries (-quantity), all or nothing.
+INSERT_BATCH = """
+WITH new_reservations AS (
+  INSERT INTO reservations (id, customer_id, status, created_at, expires_at)
+  SELECT id, customer_id, 'active', created_at, expires_at
+    FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::timestamptz[])
+      AS t(id, customer_id, created_at, expires_at)
+), new_lines AS (
+  INSERT INTO reservation_lines (reservation_id, product_id, quantity)
+  SELECT * FROM unnest($5::uuid[], $6::bigint[], $7::int[])
+)
+INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id)
+SELECT product_id, 'held', -quantity, reservation_id
+  FROM unnest($5::uuid[], $6::bigint[], $7::int[]) AS t(reservation_id, product_id, quantity)
+"""
 
 
 @dataclass(slots=True)
@@ -64,43 +81,27 @@ class GroupCommitJournal:
 
     async def _write(self, batch: list[_Pending]) -> None:
         held = [r.reservation for r in batch]
+        lines = [(r, line) for r in held for line in r.lines]
         try:
-            async with self._engine.begin() as connection:
-                await connection.execute(
-                    reservations.insert(),
-                    [
-                        {
-                            "id": r.id,
-                            "customer_id": r.customer_id,
-                            "status": r.status.value,
-                            "created_at": r.created_at,
-                            "expires_at": r.expires_at,
-                        }
-                        for r in held
-                    ],
-                )
-                await connection.execute(
-                    reservation_lines.insert(),
-                    [
-                        {
-                            "reservation_id": r.id,
-                            "product_id": line.product_id,
-                            "quantity": line.quantity,
-                        }
-                        for r in held
-                        for line in r.lines
-                    ],
-                )
-                await connection.execute(
-                    stock_ledger.insert(),
-                    [ledger_row(entry) for r in held for entry in r.held_entries()],
+            async with self._engine.connect() as connection:
+                raw = await connection.get_raw_connection()
+                # One statement is one implicit transaction and one round trip.
+                await raw.driver_connection.execute(  # type: ignore[union-attr]
+                    INSERT_BATCH,
+                    [r.id for r in held],
+                    [r.customer_id for r in held],
+                    [r.created_at for r in held],
+                    [r.expires_at for r in held],
+                    [r.id for r, _ in lines],
+                    [line.product_id for _, line in lines],
+                    [line.quantity for _, line in lines],
                 )
         except Exception as exc:
             # Every request of the batch compensates and answers 503; none is half-written.
+            if not is_connection_error(exc):
+                log.error("journal.write_failed", batch=len(batch), error=repr(exc))
             error = StoreUnavailable("postgres")
             error.__cause__ = exc
-            if not is_connection_error(exc):
-                error = StoreUnavailable("postgres", f"writing reservations failed: {exc!r}")
             for pending in batch:
                 if not pending.future.done():
                     pending.future.set_exception(error)

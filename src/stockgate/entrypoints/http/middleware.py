@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,4 +52,3 @@ def _incoming_id(scope: Scope) -> str | None:
             if 0 < len(text) <= 64 and text.replace("-", "").isalnum():
                 return text
     return None
-

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Request
 
+from stockgate.adapters import metrics
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import Unauthorized
 from stockgate.entrypoints.http.rate_limit import RateLimiter
@@ -18,6 +19,15 @@ class ApiState:
     container: Container
     customer_limiter: RateLimiter
     reservation_limiter: RateLimiter
+    taken: Any = metrics.HOLDS_TAKEN
+    _refused: dict[str, Any] = field(default_factory=dict)
+
+    def refused(self, code: str) -> Any:
+        """The refusal counter for one reason (label lookups cached off the hot path)."""
+        counter = self._refused.get(code)
+        if counter is None:
+            counter = self._refused[code] = metrics.HOLDS_REFUSED.labels(code)
+        return counter
 
 
 def api(request: Request[Any, Any, Any]) -> ApiState:
