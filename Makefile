@@ -1,0 +1,41 @@
+# The common loops. `make up` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(PYTHON) -m uv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install up test lint typecheck unit bench system-packages clean
+
+install: .venv/.installed
+
+# The virtual environment comes from the lock file only (uv.lock), never from a resolve.
+.venv/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen
+	@touch $@
+
+# Debian packages the tests and benchmarks drive (the load generator).
+system-packages:
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+
+up: install
+	.venv/bin/stockgate up --demo
+
+lint: install
+	.venv/bin/ruff check src tests migrations
+	.venv/bin/ruff format --check src tests migrations
+
+typecheck: install
+	.venv/bin/mypy
+
+test: install system-packages lint typecheck
+	.venv/bin/pytest
+
+unit: install
+	.venv/bin/pytest tests/unit -q
+
+bench: install system-packages
+	.venv/bin/stockgate bench reserve
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
