@@ -1,0 +1,1 @@
+"""Load benchmarks (`stockgate bench`): scenarios driven by wrk, checked for consistency after."""
