@@ -1,0 +1,152 @@
+"""`stockgate bench`: a tiny real run (own API process, wrk) and its consistency check.
+
+These start the API as a child process and run wrk for a couple of seconds; they check the
+bench's plumbing and its verdicts, never the figures (benchmarks are not timed assertions).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from stockgate.adapters.redis.keys import Keys
+from stockgate.bench.cli import run_bench
+from stockgate.bench.scenarios import Plan, Target
+from stockgate.config import Settings
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
+
+CONTRACT_KEYS = {
+    "scenario",
+    "requests_per_second",
+    "p50_ms",
+    "p99_ms",
+    "errors",
+    "refused",
+    "oversold",
+    "leaked",
+    "ceiling_requests_per_second",
+    "ratio_to_ceiling",
+}
+
+
+def last_json(stdout: str) -> dict[str, object]:
+    lines = [line for line in stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, "with --json the bench prints exactly one line on stdout"
+    result: dict[str, object] = json.loads(lines[0])
+    return result
+
+
+def test_tiny_reserve_run_reports_contract_keys_and_no_drift(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_bench(
+        settings,
+        "reserve",
+        url=None,
+        duration=2,
+        connections=4,
+        as_json=True,
+        results_dir=tmp_path,
+    )
+
+    result = last_json(capsys.readouterr().out)
+    assert code == 0, result["problems"]
+    assert CONTRACT_KEYS <= result.keys()
+    assert result["scenario"] == "reserve"
+    assert isinstance(result["requests_per_second"], float)
+    assert result["requests_per_second"] > 0
+    assert result["oversold"] == 0
+    assert result["leaked"] == 0
+    assert result["statuses"] == {"201": result["requests"]}
+    kept = (tmp_path / "reserve.jsonl").read_text().splitlines()
+    assert len(kept) == 1
+    assert json.loads(kept[0])["machine"]["cores"] >= 1
+
+
+def test_stock_taken_behind_the_gates_back_is_reported_as_leaked_and_fails_the_run(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async def take_one_unit_behind_the_back(target: Target, plan: Plan) -> None:
+        (product_id,) = plan.stock
+        stock_key = Keys(target.settings.redis_prefix).stock(product_id)
+        await target.container.redis.hincrby(stock_key, "available", -1)
+
+    code = run_bench(
+        settings,
+        "reserve",
+        url=None,
+        duration=1,
+        connections=2,
+        as_json=True,
+        with_ceiling=False,
+        results_dir=tmp_path,
+        after_setup=take_one_unit_behind_the_back,
+    )
+
+    result = last_json(capsys.readouterr().out)
+    assert code == 1
+    assert result["leaked"] == 1
+    assert result["oversold"] == 0
+    assert result["ok"] is False
+    assert "ceiling_requests_per_second" not in result
+
+
+def test_missing_wrk_says_how_to_install_it_and_exits_2(
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    code = run_bench(
+        settings,
+        "reserve",
+        url=None,
+        duration=1,
+        connections=1,
+        as_json=True,
+        results_dir=tmp_path,
+    )
+
+    assert code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "apt-get install wrk" in captured.err
+
+
+def test_unknown_scenario_lists_the_known_ones_and_exits_2(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_bench(
+        settings, "nope", url=None, duration=1, connections=1, as_json=True, results_dir=tmp_path
+    )
+
+    assert code == 2
+    assert "flash-sale" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_flash_sale_brings_all_stock_back_after_expiry(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_bench(
+        settings,
+        "flash-sale",
+        url=None,
+        duration=2,
+        connections=8,
+        as_json=True,
+        with_ceiling=False,
+        results_dir=tmp_path,
+    )
+
+    result = last_json(capsys.readouterr().out)
+    assert code == 0, result["problems"]
+    assert result["all_stock_back"] is True
+    assert result["oversold"] == result["leaked"] == 0
+    assert result["released"] > 0
