@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
 import typer
@@ -233,6 +234,12 @@ def bench(
     duration: Annotated[float, typer.Option(help="Seconds of load.")] = 10.0,
     connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    with_ceiling: Annotated[
+        bool, typer.Option(help="Also load GET /healthz in the same run, for the ratio.")
+    ] = True,
+    profile: Annotated[
+        Path | None, typer.Option(help="Write a py-spy profile of the API under load here.")
+    ] = None,
 ) -> None:
     """Run a load scenario and check consistency afterwards; non-zero exit on any drift."""
     from stockgate.bench.cli import run_bench
@@ -245,6 +252,8 @@ def bench(
             duration=duration,
             connections=connections,
             as_json=as_json,
+            with_ceiling=with_ceiling,
+            profile=profile,
         )
     )
 
