@@ -235,7 +235,11 @@ def bench(
     connections: Annotated[int, typer.Option(help="Concurrent connections.")] = 64,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     with_ceiling: Annotated[
-        bool, typer.Option(help="Also load GET /healthz in the same run, for the ratio.")
+        bool,
+        typer.Option(
+            "--with-ceiling/--no-ceiling",
+            help="Also load GET /healthz in the same run, for the ratio.",
+        ),
     ] = True,
     profile: Annotated[
         Path | None, typer.Option(help="Write a py-spy profile of the API under load here.")
