@@ -25,6 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from stockgate.adapters.embedded.stores import embedded_stores
 from stockgate.bench.facts import append_result, default_results_dir
 from stockgate.bench.profile import summarize
 from stockgate.bench.runner import AfterSetup, Options, exit_code, run
@@ -96,8 +97,12 @@ def run_bench(
     options = Options(url, duration, connections, with_ceiling, profile, after_setup)
     columns = (_TimeBar(), TextColumn("{task.description}"), TimeElapsedColumn())
     try:
-        with Progress(*columns, console=err, transient=True) as progress:
-            result = asyncio.run(run(settings, chosen, options, _Steps(progress)))
+        # Configured stores, else the embedded ones (started for this run when not running).
+        with (
+            embedded_stores(settings) as urls,
+            Progress(*columns, console=err, transient=True) as progress,
+        ):
+            result = asyncio.run(run(settings, urls, chosen, options, _Steps(progress)))
     except (StoreUnavailable, StackFailed, OSError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 3
@@ -137,16 +142,24 @@ def show(result: dict[str, object], path: Path) -> None:
         f"{result.get('ceiling_p50_ms', '-')} / {result.get('ceiling_p99_ms', '-')}",
     )
     table.add_row(
-        "CPU cores: server / wrk",
-        f"{result['server_cpu_cores']} / {result['wrk_cpu_cores']}",
+        "CPU cores: API / stores / wrk",
+        f"{result['server_cpu_cores']} / {result['store_cpu_cores']} / {result['wrk_cpu_cores']}",
         f"{result.get('ceiling_server_cpu_cores', '-')} / "
+        f"{result.get('ceiling_store_cpu_cores', '-')} / "
         f"{result.get('ceiling_wrk_cpu_cores', '-')}",
     )
     table.add_row("requests", _cell(result["requests"]), "")
     table.add_row("statuses", json.dumps(result["statuses"]), "")
     table.add_row("errors (transport + 5xx)", _cell(result["errors"]), "")
     table.add_row("refused (409)", _cell(result["refused"]), "")
-    for key in ("stock_back_after_expiry_ms", "released", "all_stock_back", "units_held"):
+    for key in (
+        "group_commit_batch_mean",
+        "gate_pipeline_batch_mean",
+        "stock_back_after_expiry_ms",
+        "released",
+        "all_stock_back",
+        "units_held",
+    ):
         if key in result:
             table.add_row(key.replace("_", " "), _cell(result[key]), "")
     table.add_row("oversold / leaked", f"{result['oversold']} / {result['leaked']}", "")

@@ -4,10 +4,14 @@ of where the samples fall (self time and inclusive time per function)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sys
 from collections import Counter
 from pathlib import Path
+
+LINE_NUMBER = re.compile(r":\d+\)$")
+STARTUP = ("granian/", "typer/", "multiprocessing/", "cli/main.py", "http/serve.py")
 
 
 def py_spy() -> str | None:
@@ -72,8 +76,17 @@ class Profiler:
                 await process.wait()
 
 
+def _function(frame: str) -> str:
+    """`name (file:line)` -> `name (file)`: samples of one function add up across its lines."""
+    return LINE_NUMBER.sub(")", frame)
+
+
 def summarize(path: Path, top: int = 20) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """(self share, inclusive share) per frame from py-spy's raw (collapsed stacks) output."""
+    """(self share, inclusive share) per function from py-spy's raw (collapsed) stacks.
+
+    The inclusive list leaves out the start-up chain every request sample sits under
+    (runpy, typer, granian's serve), which says nothing about the request path.
+    """
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -82,14 +95,21 @@ def summarize(path: Path, top: int = 20) -> tuple[list[tuple[str, float]], list[
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = stack.split(";")
+        frames = [_function(f) for f in stack.split(";") if f]
+        if not frames:
+            continue
         total += count
         own[frames[-1]] += count
         for frame in set(frames):
             inclusive[frame] += count
     if not total:
         return [], []
+    chain = {f for f in inclusive if "<frozen" in f or any(part in f for part in STARTUP)}
     return (
         [(frame, n / total) for frame, n in own.most_common(top)],
-        [(frame, n / total) for frame, n in inclusive.most_common(top)],
+        [
+            (frame, n / total)
+            for frame, n in inclusive.most_common(top + len(chain))
+            if frame not in chain
+        ][:top],
     )

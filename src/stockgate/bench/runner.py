@@ -15,13 +15,12 @@ from typing import Protocol
 
 import httpx
 
-from stockgate.adapters.embedded.stores import resolve
 from stockgate.bench.facts import machine_facts
 from stockgate.bench.profile import Profiler
 from stockgate.bench.scenarios import Ceiling, Outcome, Plan, Scenario, Target
-from stockgate.bench.stack import Stack, listeners, own_stack
+from stockgate.bench.stack import Stack, listeners, own_stack, store_pids
 from stockgate.bench.wrk import WrkResult, run_wrk, write_script
-from stockgate.bootstrap import build
+from stockgate.bootstrap import StoreUrls, build
 from stockgate.config import Settings
 
 # More errors (transport errors + 5xx) than this share of all requests fails the run.
@@ -48,7 +47,9 @@ class Options:
 class Measured:
     load: WrkResult
     server_cpu_seconds: float
+    store_cpu_seconds: float
     beside: dict[str, object]
+    batches: dict[str, float]
 
     def cores(self, cpu_seconds: float) -> float:
         return round(cpu_seconds / self.load.duration_s, 2) if self.load.duration_s else 0.0
@@ -56,9 +57,8 @@ class Measured:
 
 @contextlib.asynccontextmanager
 async def stack_for(
-    settings: Settings, scenario: Scenario, options: Options, workdir: Path
+    settings: Settings, urls: StoreUrls, scenario: Scenario, options: Options, workdir: Path
 ) -> AsyncIterator[Stack]:
-    urls = resolve(settings)
     if options.url is not None:
         yield Stack(options.url.rstrip("/"), settings, urls, server_pids=listeners(options.url))
         return
@@ -69,12 +69,18 @@ async def stack_for(
 
 
 async def run(
-    settings: Settings, scenario: Scenario, options: Options, progress: Progress
+    settings: Settings,
+    urls: StoreUrls,
+    scenario: Scenario,
+    options: Options,
+    progress: Progress,
 ) -> dict[str, object]:
+    """`urls`: the stores for set-up and checks (and for the own stack's processes)."""
     with tempfile.TemporaryDirectory(prefix="stockgate-bench-") as tmp:
         workdir = Path(tmp)
         progress.step("starting the stack" if options.url is None else "connecting")
-        async with stack_for(settings, scenario, options, workdir) as stack:
+        async with stack_for(settings, urls, scenario, options, workdir) as stack:
+            stack.store_pids = store_pids(stack.urls)
             container = await build(stack.settings, stack.urls)
             try:
                 async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as http:
@@ -113,7 +119,8 @@ async def _load(
     script = write_script(plan.script, target.workdir)
     beside = asyncio.create_task(plan.beside()) if plan.beside else None
     profiler = Profiler.start(stack.api_worker_pids(), options.duration, profile)
-    before = stack.server_cpu_seconds()
+    metrics_before = await batch_metrics(target.http)
+    before = stack.server_cpu_seconds(), stack.store_cpu_seconds()
     try:
         load = await run_wrk(
             f"{stack.base_url}/",
@@ -127,9 +134,45 @@ async def _load(
             beside.cancel()
         await profiler.stop()
         raise
-    server_cpu = stack.server_cpu_seconds() - before
+    server_cpu = stack.server_cpu_seconds() - before[0]
+    store_cpu = stack.store_cpu_seconds() - before[1]
     await profiler.stop()
-    return Measured(load, server_cpu, await beside if beside is not None else {})
+    batches = mean_batches(metrics_before, await batch_metrics(target.http))
+    figures = await beside if beside is not None else {}
+    return Measured(load, server_cpu, store_cpu, figures, batches)
+
+
+BATCH_METRICS = {
+    "group_commit_batch_mean": "stockgate_group_commit_batch_size",
+    "gate_pipeline_batch_mean": "stockgate_gate_pipeline_batch_size",
+}
+
+
+async def batch_metrics(http: httpx.AsyncClient) -> dict[str, float]:
+    """Sums and counts of the batching histograms from /metrics (empty when unavailable)."""
+    try:
+        response = await http.get("/metrics")
+    except httpx.HTTPError:
+        return {}
+    if response.status_code != 200:
+        return {}
+    values: dict[str, float] = {}
+    for line in response.text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith(("_sum", "_count")) and name.startswith(tuple(BATCH_METRICS.values())):
+            values[name] = values.get(name, 0.0) + float(value)
+    return values
+
+
+def mean_batches(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Mean batch size during the load (one API process: /metrics is per process)."""
+    means = {}
+    for key, metric in BATCH_METRICS.items():
+        count = after.get(f"{metric}_count", 0.0) - before.get(f"{metric}_count", 0.0)
+        total = after.get(f"{metric}_sum", 0.0) - before.get(f"{metric}_sum", 0.0)
+        if count > 0:
+            means[key] = round(total / count, 1)
+    return means
 
 
 def assemble(
@@ -171,6 +214,8 @@ def assemble(
         "connections": options.connections,
         "wrk_cpu_cores": measured.cores(load.cpu_seconds),
         "server_cpu_cores": measured.cores(measured.server_cpu_seconds),
+        "store_cpu_cores": measured.cores(measured.store_cpu_seconds),
+        **measured.batches,
         "stack": "own" if options.url is None else options.url,
         "hold_seconds": stack.settings.hold_seconds,
         "http_workers": stack.settings.http_workers,
@@ -187,6 +232,7 @@ def assemble(
         result["ceiling_p99_ms"] = round(ceiling.load.p99_ms, 2)
         result["ceiling_wrk_cpu_cores"] = ceiling.cores(ceiling.load.cpu_seconds)
         result["ceiling_server_cpu_cores"] = ceiling.cores(ceiling.server_cpu_seconds)
+        result["ceiling_store_cpu_cores"] = ceiling.cores(ceiling.store_cpu_seconds)
         result["ratio_to_ceiling"] = round(rps / ceiling_rps, 3) if ceiling_rps else None
     if options.profile is not None:
         result["profile"] = str(options.profile)

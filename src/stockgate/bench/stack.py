@@ -42,22 +42,15 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     server_pids: list[int] = field(default_factory=list)  # --url: whoever listens on the port
 
+    store_pids: list[int] = field(default_factory=list)  # PostgreSQL and Redis on this machine
+
     def server_cpu_seconds(self) -> float:
         """User + system time of the server processes and their children (granian workers)."""
-        roots = [p.pid for p in self.processes] or self.server_pids
-        total = 0.0
-        seen: set[int] = set()
-        for pid in roots:
-            with contextlib.suppress(psutil.Error):
-                root = psutil.Process(pid)
-                for process in [root, *root.children(recursive=True)]:
-                    if process.pid in seen:
-                        continue
-                    seen.add(process.pid)
-                    with contextlib.suppress(psutil.Error):
-                        times = process.cpu_times()
-                        total += times.user + times.system
-        return total
+        return cpu_seconds([p.pid for p in self.processes] or self.server_pids)
+
+    def store_cpu_seconds(self) -> float:
+        """The same for PostgreSQL (with its backends) and Redis, when they run here."""
+        return cpu_seconds(self.store_pids)
 
     def api_worker_pids(self) -> list[int]:
         """The processes that serve requests (granian's workers), for a profiler."""
@@ -67,6 +60,22 @@ class Stack:
                 children = psutil.Process(process.pid).children(recursive=True)
                 pids += [c.pid for c in children] or [process.pid]
         return pids
+
+
+def cpu_seconds(roots: Sequence[int]) -> float:
+    total = 0.0
+    seen: set[int] = set()
+    for pid in roots:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            for process in [root, *root.children(recursive=True)]:
+                if process.pid in seen:
+                    continue
+                seen.add(process.pid)
+                with contextlib.suppress(psutil.Error):
+                    times = process.cpu_times()
+                    total += times.user + times.system
+    return total
 
 
 def free_port() -> int:
@@ -234,10 +243,20 @@ def _tails(workdir: Path) -> str:
     )
 
 
-def listeners(url: str) -> list[int]:
-    """Pids listening on the --url's port on this machine (for CPU figures); may be empty."""
+def store_pids(urls: StoreUrls) -> list[int]:
+    """PostgreSQL's and Redis's listening processes when they run on this machine."""
+    pids: list[int] = []
+    for url, default_port in ((urls.database_url, 5432), (urls.redis_url, 6379)):
+        parts = urlsplit(url)
+        if parts.hostname in {"127.0.0.1", "localhost", "::1"}:
+            pids += listeners(url, default_port)
+    return pids
+
+
+def listeners(url: str, default_port: int = 80) -> list[int]:
+    """Pids listening on the URL's port on this machine (for CPU figures); may be empty."""
     parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = parts.port or (443 if parts.scheme == "https" else default_port)
     with contextlib.suppress(psutil.Error, OSError):
         return sorted(
             {
