@@ -14,13 +14,14 @@ T = TypeVar("T")
 
 
 async def with_container(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
-    from stockgate.adapters.embedded.stores import resolve
+    from stockgate.adapters.embedded.stores import embedded_stores
 
-    container = await build(settings, resolve(settings))
-    try:
-        return await work(container)
-    finally:
-        await container.close()
+    with embedded_stores(settings) as urls:  # attaches to running stores, else starts them
+        container = await build(settings, urls)
+        try:
+            return await work(container)
+        finally:
+            await container.close()
 
 
 def as_dict(view: catalog.ProductView) -> dict[str, object]:

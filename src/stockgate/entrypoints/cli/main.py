@@ -110,14 +110,16 @@ def worker(
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the newest version (Alembic)."""
-    from stockgate.adapters.embedded.stores import resolve
+    from stockgate.adapters.embedded.stores import embedded_stores
     from stockgate.adapters.postgres.migrate import upgrade
 
-    urls = resolve(settings())
     try:
-        upgrade(urls.database_url)
+        with embedded_stores(settings()) as urls:
+            upgrade(urls.database_url)
     except OSError as exc:
         fail(f"cannot reach PostgreSQL: {exc}", 3)
+    except StoreUnavailable as exc:
+        fail(exc.detail, 3)
     out.print("database is up to date")
 
 
