@@ -77,7 +77,7 @@ async def test_postgres_down_answers_unavailable_and_gives_stock_back(
 async def test_connections_killed_mid_burst_lose_no_unit(
     container: Container, make_product: MakeProduct, database_url: str
 ) -> None:
-    product = await make_product(stock=400)
+    product = await make_product(stock=1500)  # more than requested: never sold out
 
     async def kill_backends() -> None:
         admin = await asyncpg.connect(database_url)
