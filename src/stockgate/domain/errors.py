@@ -125,6 +125,17 @@ class StoreUnavailable(StockgateError):
         self.store = store
 
 
+class SchemaMissing(StoreUnavailable):
+    """PostgreSQL answers but has no stockgate tables: migrations have not run."""
+
+    code = "schema_missing"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "postgres", "the database has no stockgate schema; run `stockgate migrate`"
+        )
+
+
 class PaymentsUnconfigured(StockgateError):
     code = "payments_unconfigured"
     title = "Payments are not configured"

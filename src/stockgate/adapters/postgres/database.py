@@ -34,6 +34,15 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def is_missing_schema(exc: BaseException) -> bool:
+    """An undefined table: the database was never migrated."""
+    while exc is not None:
+        if isinstance(exc, asyncpg.UndefinedTableError):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
 def sqlalchemy_url(url: str) -> str:
     """postgresql://… as given by operators, with the asyncpg driver named for SQLAlchemy."""
     parts = urlsplit(url)

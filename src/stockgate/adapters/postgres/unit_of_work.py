@@ -7,11 +7,11 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stockgate.adapters.postgres.database import is_connection_error
+from stockgate.adapters.postgres.database import is_connection_error, is_missing_schema
 from stockgate.adapters.postgres.ledger import PostgresLedger
 from stockgate.adapters.postgres.products import PostgresProducts
 from stockgate.adapters.postgres.reservations import PostgresReservations
-from stockgate.domain.errors import StoreUnavailable
+from stockgate.domain.errors import SchemaMissing, StoreUnavailable
 
 
 class PostgresUnitOfWork:
@@ -52,7 +52,11 @@ class PostgresUnitOfWork:
         except Exception as close_error:  # the connection died; the pool replaces it
             if exc is None and is_connection_error(close_error):
                 raise StoreUnavailable("postgres") from close_error
-        if exc is not None and not isinstance(exc, StoreUnavailable) and is_connection_error(exc):
+        if exc is None or isinstance(exc, StoreUnavailable):
+            return
+        if is_missing_schema(exc):
+            raise SchemaMissing() from exc
+        if is_connection_error(exc):
             raise StoreUnavailable("postgres") from exc
 
     async def commit(self) -> None:

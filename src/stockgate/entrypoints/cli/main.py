@@ -156,7 +156,8 @@ def products_add(
     print_products([view], as_json, single=True)
 
 
-@products_app.command("restock")
+# Negative numbers must reach our own check ("-5" is not an option here).
+@products_app.command("restock", context_settings={"ignore_unknown_options": True})
 def products_restock(
     sku: Annotated[str, typer.Argument(help="SKU of the product.")],
     quantity: Annotated[str, typer.Argument(help="Units to add.")],
@@ -264,5 +265,28 @@ def bench(
     )
 
 
+def main() -> None:
+    """The console script: usage errors become one line and exit 2, never a box or traceback."""
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+        context = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and context is not None:
+            print(context.get_help())
+            sys.exit(0)
+        hint = f" (see: {context.command_path} --help)" if context is not None else ""
+        err.print(f"[bold red]error:[/] {exc.format_message()}{hint}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # the process boundary: one line, not a traceback
+        err.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc}", highlight=False)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -1,0 +1,101 @@
+"""`stockgate products add|restock|list` as a user runs them, including every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.e2e.api_process import STOCKGATE
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [STOCKGATE, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def products(env: dict[str, str]) -> list[dict[str, object]]:
+    listed = cli(env, "products", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows: list[dict[str, object]] = json.loads(listed.stdout)
+    return rows
+
+
+def test_add_restock_list_roundtrip(stockgate_env: dict[str, str]) -> None:
+    added = cli(
+        stockgate_env,
+        *("products", "add", "--sku", "TEE-1", "--name", "Tee", "--price-cents", "2500"),
+        *("--stock", "10", "--limit-per-customer", "2", "--json"),
+    )
+    assert added.returncode == 0, added.stderr
+    product = json.loads(added.stdout)
+    assert product["sku"] == "TEE-1" and product["stock"] == 10 and product["available"] == 10
+    assert product["limit_per_customer"] == 2
+    restocked = cli(stockgate_env, "products", "restock", "TEE-1", "5", "--json")
+    assert restocked.returncode == 0, restocked.stderr
+    assert json.loads(restocked.stdout)["available"] == 15
+    (listed,) = products(stockgate_env)
+    assert listed["stock"] == 15 and listed["available"] == 15
+    table = cli(stockgate_env, "products", "list")
+    assert table.returncode == 0 and "TEE-1" in table.stdout
+
+
+ADD = ("products", "add", "--name", "Thing")
+BAD_ADDS = [
+    ("negative stock", [*ADD, "--sku", "A1", "--price-cents", "100", "--stock", "-1"], "--stock"),
+    ("text stock", [*ADD, "--sku", "A1", "--price-cents", "100", "--stock", "ten"], "--stock"),
+    ("negative price", [*ADD, "--sku", "A1", "--price-cents", "-5", "--stock", "1"], "price"),
+    ("text price", [*ADD, "--sku", "A1", "--price-cents", "1.5", "--stock", "1"], "price"),
+    ("empty sku", [*ADD, "--sku", "", "--price-cents", "100", "--stock", "1"], "SKU"),
+    ("spaces sku", [*ADD, "--sku", "a b", "--price-cents", "100", "--stock", "1"], "SKU"),
+    (
+        "zero limit",
+        [*ADD, "--sku", "A1", "--price-cents", "1", "--stock", "1", "--limit-per-customer", "0"],
+        "limit",
+    ),
+    (
+        "bad currency",
+        [*ADD, "--sku", "A1", "--price-cents", "1", "--stock", "1", "--currency", "dollars"],
+        "currency",
+    ),
+    ("missing stock", [*ADD, "--sku", "A1", "--price-cents", "1"], "--stock"),
+]
+
+
+def test_every_bad_add_is_one_line_exit_2_and_changes_nothing(
+    stockgate_env: dict[str, str],
+) -> None:
+    for name, args, mentions in BAD_ADDS:
+        result = cli(stockgate_env, *args)
+        assert result.returncode == 2, (name, result.stdout, result.stderr)
+        message = result.stderr.strip()
+        assert len(message.splitlines()) == 1, (name, message)
+        assert "Traceback" not in result.stderr + result.stdout
+        assert mentions.lower() in message.lower(), (name, message)
+    assert products(stockgate_env) == []
+
+
+def test_duplicate_sku_and_unknown_restock_change_nothing(stockgate_env: dict[str, str]) -> None:
+    first = cli(stockgate_env, *ADD, "--sku", "DUP", "--price-cents", "100", "--stock", "3")
+    assert first.returncode == 0, first.stderr
+    before = products(stockgate_env)
+    duplicate = cli(stockgate_env, *ADD, "--sku", "DUP", "--price-cents", "999", "--stock", "7")
+    assert duplicate.returncode == 2 and "already exists" in duplicate.stderr
+    assert len(duplicate.stderr.strip().splitlines()) == 1
+    for args, mentions in (
+        (("products", "restock", "NOPE", "5"), "no product"),
+        (("products", "restock", "DUP", "-5"), "quantity"),
+        (("products", "restock", "DUP", "five"), "quantity"),
+        (("products", "restock", "DUP", "0"), "quantity"),
+    ):
+        result = cli(stockgate_env, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert mentions in result.stderr and "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert products(stockgate_env) == before
+
+
+def test_bad_setting_is_named(stockgate_env: dict[str, str]) -> None:
+    result = cli({**stockgate_env, "STOCKGATE_HTTP_PORT": "http"}, "products", "list")
+    assert result.returncode == 2
+    assert "STOCKGATE_HTTP_PORT" in result.stderr and "Traceback" not in result.stderr
