@@ -135,9 +135,14 @@ async def test_redis_emptied_mid_sale_reloads_and_never_oversells(
 
     results, _ = await asyncio.gather(waves(), empty_redis())
     granted = [r for r in results if isinstance(r, Reservation)]
-    assert all(isinstance(r, Reservation | SoldOut) for r in results), [
-        r for r in results if not isinstance(r, Reservation)
-    ][:3]
+    # Emptied again while a request was reloading, more often than it retries: 503, nothing taken.
+    unexpected = [
+        r
+        for r in results
+        if not isinstance(r, Reservation | SoldOut)
+        and not (isinstance(r, StoreUnavailable) and r.store == "redis")
+    ]
+    assert unexpected == []
     assert granted  # the NOT_LOADED path rebuilt the counter from PostgreSQL
     await assert_no_unit_lost_or_oversold(container, product.id)
 

@@ -63,8 +63,8 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
 async def _take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
     fingerprint = request.fingerprint()
     # Each NOT_LOADED answer names one product, so allow one load per line (a flushed
-    # Redis leaves every product of a multi-line request unloaded), plus a spare round.
-    for _ in range(len(request.lines) + 1):
+    # Redis leaves every product of a multi-line request unloaded), plus two spare rounds.
+    for _ in range(len(request.lines) + 2):
         result = await deps.gate.take(reservation, request.idempotency_key, fingerprint)
         if result.status is TakeStatus.TAKEN or result.status is TakeStatus.DUPLICATE:
             return result
