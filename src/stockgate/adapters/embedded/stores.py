@@ -7,7 +7,7 @@ Configured URLs win, each on its own. Otherwise the embedded PostgreSQL lives in
   `reconcile`, `admin`): it attaches to servers already running on the data directory, or
   starts them, and on the way out stops them if no other process is using them. So a one-shot
   command leaves nothing behind, and one run while `stockgate up` runs leaves `up`'s servers
-  alone.
+  alone. A freshly started embedded PostgreSQL is migrated to the newest schema.
 - `resolve(settings)` only attaches; processes started by `up` (which passes URLs anyway)
   and `stockgate api` / `worker` run on their own use it.
 
@@ -22,10 +22,12 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 from stockgate.adapters.embedded import postgres, valkey
+from stockgate.adapters.postgres.migrate import upgrade
 from stockgate.bootstrap import StoreUrls
 from stockgate.config import Settings
 from stockgate.domain.errors import StoreUnavailable
@@ -92,7 +94,10 @@ def _attach_or_start(settings: Settings, lock: int) -> StoreUrls:
         _flock(lock, fcntl.LOCK_EX, settings)  # waits for the others to leave; bounded
         try:
             if settings.database_url is None and postgres.find(postgres_dir(settings)) is None:
-                postgres.start(postgres_dir(settings))
+                started = postgres.start(postgres_dir(settings))
+                # The embedded database is ours alone: bring its schema up to date, so any
+                # command works on a fresh data directory without `stockgate migrate`.
+                _migrate(started.url())
             if settings.redis_url is None and valkey.find(valkey_dir(settings)) is None:
                 valkey.start(valkey_dir(settings))
         except BaseException:
@@ -105,6 +110,12 @@ def _attach_or_start(settings: Settings, lock: int) -> StoreUrls:
     if _missing(settings):
         raise StoreUnavailable("embedded", "the embedded stores keep stopping; see their logs")
     return resolve(settings)
+
+
+def _migrate(database_url: str) -> None:
+    # Alembic runs its own event loop, and our caller may be inside one: use a thread.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate") as pool:
+        pool.submit(upgrade, database_url).result()
 
 
 def _missing(settings: Settings) -> bool:
