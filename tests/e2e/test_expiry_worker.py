@@ -23,11 +23,18 @@ async def test_two_expiry_workers_return_stock_within_a_second_exactly_once(
     module_settings: Settings, module_container: Container, new_product: MakeProduct
 ) -> None:
     product = await new_product(stock=40)
-    env = env_for(module_settings, STOCKGATE_LOG_LEVEL="warning")
+    env = env_for(module_settings, STOCKGATE_LOG_LEVEL="info", STOCKGATE_LOG_FORMAT="json")
     workers = [
-        subprocess.Popen([STOCKGATE, "worker", "--role", "expiry"], env=env) for _ in range(2)
+        subprocess.Popen(
+            [STOCKGATE, "worker", "--role", "expiry"], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
     ]
     try:
+        for worker in workers:  # the clock starts once both are polling, not while importing
+            assert worker.stderr is not None
+            while "worker.started" not in worker.stderr.readline():
+                assert worker.poll() is None, "worker exited"
         deps = dataclasses.replace(module_container.reserve_deps, hold_seconds=2)
         line = (ReservationLine(product.id, 1),)
         held = await asyncio.gather(
