@@ -160,8 +160,9 @@ def test_up_serves_stops_cleanly_and_keeps_data_for_the_next_run(
     base = f"http://127.0.0.1:{up_env['STOCKGATE_HTTP_PORT']}"
     with running_up(up_env, tmp_path) as up:
         output = up.output()
-        for url in (f"{base}/", f"{base}/admin", f"{base}/docs"):
+        for url in (f"{base}/docs", f"{base}/api/v1/products"):
             assert url in output
+            assert httpx.get(url).status_code == 200
         assert httpx.get(f"{base}/healthz").status_code == 200
         assert httpx.get(f"{base}/readyz").status_code == 200
         # A one-shot command finds the running embedded servers (and leaves them running).

@@ -27,7 +27,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stockgate.adapters.embedded import postgres, valkey
-from stockgate.adapters.postgres.migrate import upgrade
 from stockgate.bootstrap import StoreUrls
 from stockgate.config import Settings
 from stockgate.domain.errors import StoreUnavailable
@@ -115,6 +114,8 @@ def _attach_or_start(settings: Settings, lock: int) -> StoreUrls:
 def _migrate(database_url: str) -> None:
     # Alembic runs its own event loop, and our caller may be inside one: use a thread.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="migrate") as pool:
+        from stockgate.adapters.postgres.migrate import upgrade  # Alembic only when needed
+
         pool.submit(upgrade, database_url).result()
 
 

@@ -322,9 +322,11 @@ def print_urls(settings: Settings, fake_stripe: FakeStripe | None) -> None:
     base = api_url(settings)
     lines = [
         f"stockgate is up (data in {settings.data_dir.resolve()})",
-        f"  storefront   {base}/",
-        f"  admin        {base}/admin",
-        f"  API          {base}/docs",
+        # The storefront (/) and the admin dashboard (/admin) arrive with their stages;
+        # only URLs that answer are printed.
+        f"  API docs     {base}/docs",
+        f"  products     {base}/api/v1/products",
+        f"  metrics      {base}/metrics",
     ]
     if fake_stripe is not None:
         lines.append(f"  fake Stripe  {fake_stripe.api_base}")
