@@ -72,6 +72,8 @@ async def machine_facts(container: Container) -> dict[str, object]:
         redis = str(info.get("valkey_version") or info.get("redis_version"))
     return {
         "cores": os.cpu_count(),
+        # Other work on the machine skews absolute figures; the ratio from one run less so.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "memory_bytes": psutil.virtual_memory().total,
         "cpu_model": cpu_model(),
         "os": platform.platform(),
