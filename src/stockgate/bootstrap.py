@@ -6,7 +6,7 @@ with their own settings and URLs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,9 +43,10 @@ class Container:
     clock: Clock
     tokens: CustomerTokens
 
-    @property
-    def reserve_deps(self) -> ReserveDeps:
-        return ReserveDeps(
+    reserve_deps: ReserveDeps = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reserve_deps = ReserveDeps(
             gate=self.gate,
             journal=self.journal,
             uow_factory=self.uow_factory,

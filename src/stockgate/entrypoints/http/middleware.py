@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
-import uuid
+from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
@@ -13,13 +15,19 @@ from stockgate.adapters.metrics import REQUEST_LATENCY
 
 
 def request_context(app: ASGIApp) -> ASGIApp:
+    # Ids are a per-process random prefix and a counter: unique, and cheaper than a uuid4
+    # (a system call) on every request. Histogram children are looked up once per label set.
+    prefix = secrets.token_hex(4)
+    counter = itertools.count(1)
+    histograms: dict[tuple[str, str, int], Any] = {}
+
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
         method = scope["method"]
         started = time.perf_counter()
-        request_id = _incoming_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_id(scope) or f"{prefix}-{next(counter):x}"
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
 
@@ -35,10 +43,11 @@ def request_context(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
-            route = scope.get("path_template") or "unmatched"
-            REQUEST_LATENCY.labels(method, route, str(status)).observe(
-                time.perf_counter() - started
-            )
+            key = (method, scope.get("path_template") or "unmatched", status)
+            histogram = histograms.get(key)
+            if histogram is None:
+                histogram = histograms[key] = REQUEST_LATENCY.labels(key[0], key[1], str(status))
+            histogram.observe(time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
     return middleware
