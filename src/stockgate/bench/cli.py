@@ -106,6 +106,9 @@ def run_bench(
     except (StoreUnavailable, StackFailed, OSError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 3
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        err.print("interrupted; the stack was stopped and its database and keys removed")
+        return 130
     except WrkFailed as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 1

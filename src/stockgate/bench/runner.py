@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -75,7 +76,28 @@ async def run(
     options: Options,
     progress: Progress,
 ) -> dict[str, object]:
-    """`urls`: the stores for set-up and checks (and for the own stack's processes)."""
+    """`urls`: the stores for set-up and checks (and for the own stack's processes).
+
+    SIGTERM cancels the run like Ctrl-C does, so the stack's processes (in a session of
+    their own, out of reach of a signal to ours), the database and the keys are cleaned up.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await _run(settings, urls, scenario, options, progress)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run(
+    settings: Settings,
+    urls: StoreUrls,
+    scenario: Scenario,
+    options: Options,
+    progress: Progress,
+) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="stockgate-bench-") as tmp:
         workdir = Path(tmp)
         progress.step("starting the stack" if options.url is None else "connecting")

@@ -10,6 +10,7 @@ import resource
 import shutil
 import signal
 import subprocess
+import time
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -113,18 +114,17 @@ async def run_wrk(
         *args,
     ]
     out_path = script.with_suffix(".out")
-    return await asyncio.to_thread(_run, command, out_path, duration + timeout_s + 15)
-
-
-def _run(command: list[str], out_path: Path, limit_s: float) -> WrkResult:
+    limit_s = duration + timeout_s + 15
     with out_path.open("w+") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        # Popen only forks; the wait, which blocks, runs in a thread (wait4 for the CPU time).
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)  # noqa: ASYNC220
         try:
-            status, usage = _wait(process, limit_s)
-        finally:
+            status, usage = await asyncio.to_thread(_wait, process, limit_s)
+        except BaseException:
+            # Cancelled (Ctrl-C, SIGTERM): wrk must not keep loading a stack being stopped.
             if process.returncode is None and _alive(process.pid):
                 os.kill(process.pid, signal.SIGKILL)
-                os.waitpid(process.pid, 0)
+            raise
         out.seek(0)
         text = out.read()
     if status != 0:
@@ -134,8 +134,6 @@ def _run(command: list[str], out_path: Path, limit_s: float) -> WrkResult:
 
 def _wait(process: subprocess.Popen[bytes], limit_s: float) -> tuple[int, resource.struct_rusage]:
     """wait4 gives the child's own CPU time, which psutil cannot read once it has exited."""
-    import time
-
     deadline = time.monotonic() + limit_s
     while True:
         pid, raw, usage = os.wait4(process.pid, os.WNOHANG)
