@@ -88,7 +88,10 @@ async def build(settings: Settings, urls: StoreUrls, *, follow_sold_out: bool = 
     if follow_sold_out:
         await gate.start()
     journal = GroupCommitJournal(
-        engine, max_batch=settings.group_commit_max_batch, on_batch=GROUP_COMMIT_BATCH.observe
+        urls.database_url,
+        pool_size=max(2, settings.db_pool_size // 2),
+        max_batch=settings.group_commit_max_batch,
+        on_batch=GROUP_COMMIT_BATCH.observe,
     )
     return Container(
         settings=settings,

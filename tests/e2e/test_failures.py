@@ -30,10 +30,15 @@ async def tokens(client: httpx.AsyncClient, count: int) -> list[str]:
 
 
 async def burst(
-    client: httpx.AsyncClient, product_id: int, buyers: list[str], *, rounds: int = 1
+    client: httpx.AsyncClient,
+    product_id: int,
+    buyers: list[str],
+    *,
+    rounds: int = 1,
+    statuses: dict[int, int] | None = None,
 ) -> dict[int, int]:
     """Every buyer asks for one unit `rounds` times, all at once; counts answers by status."""
-    statuses: dict[int, int] = {}
+    statuses = {} if statuses is None else statuses
 
     async def one(token: str) -> None:
         try:
@@ -73,10 +78,14 @@ async def test_api_killed_mid_burst_leaves_no_stock_stranded(
                 except httpx.TransportError:
                     await asyncio.sleep(0.1)
             buyers = await tokens(client, 200)
-            load = asyncio.ensure_future(burst(client, product.id, buyers, rounds=5))
-            await asyncio.sleep(0.4)
+            statuses: dict[int, int] = {}
+            load = asyncio.ensure_future(
+                burst(client, product.id, buyers, rounds=5, statuses=statuses)
+            )
+            while statuses.get(201, 0) < 50 and not load.done():
+                await asyncio.sleep(0.005)
             os.killpg(api.pid, signal.SIGKILL)  # granian and its worker, mid-burst
-            statuses = await load
+            await load
     finally:
         if api.poll() is None:
             os.killpg(api.pid, signal.SIGKILL)

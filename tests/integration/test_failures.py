@@ -13,7 +13,6 @@ import pytest
 import sqlalchemy as sa
 
 from stockgate.adapters.clock import SystemClock
-from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import LimitExceeded, SoldOut, StoreUnavailable
@@ -58,14 +57,16 @@ async def test_postgres_down_answers_unavailable_and_gives_stock_back(
     container: Container, make_product: MakeProduct
 ) -> None:
     product = await make_product(stock=50)
-    broken = create_engine("postgresql://postgres@127.0.0.1:1/nowhere", pool_size=2)
-    deps = replace(container.reserve_deps, journal=GroupCommitJournal(broken, max_batch=64))
+    broken = GroupCommitJournal(
+        "postgresql://postgres@127.0.0.1:1/nowhere", pool_size=2, max_batch=64
+    )
+    deps = replace(container.reserve_deps, journal=broken)
     try:
         results = await asyncio.gather(
             *(reserve(request(product.id), deps) for _ in range(300)), return_exceptions=True
         )
     finally:
-        await broken.dispose()
+        await broken.drain()
     kinds = collections.Counter(type(r).__name__ for r in results)
     assert kinds == {"StoreUnavailable": 50, "SoldOut": 250}  # the 50 taken were compensated
     assert (await container.gate.available([product.id]))[product.id] == 50

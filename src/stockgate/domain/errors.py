@@ -125,6 +125,17 @@ class StoreUnavailable(StockgateError):
         self.store = store
 
 
+class WriteOutcomeUnknown(StoreUnavailable):
+    """PostgreSQL failed while committing and could not be asked afterwards.
+
+    The write may or may not have happened: the stock must not be given back on a guess
+    (that could sell it twice). The reconciler settles it once PostgreSQL answers again.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("postgres", "postgres failed mid-write; the reservation may not exist")
+
+
 class SchemaMissing(StoreUnavailable):
     """PostgreSQL answers but has no stockgate tables: migrations have not run."""
 

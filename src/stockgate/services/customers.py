@@ -11,7 +11,6 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from stockgate.domain.errors import Unauthorized
 
-
 VERIFIED_CACHE_SIZE = 100_000
 
 

@@ -14,6 +14,7 @@ from stockgate.domain.errors import (
     SoldOut,
     StoreUnavailable,
     UnknownProduct,
+    WriteOutcomeUnknown,
 )
 from stockgate.domain.reservation import Reservation, ReserveRequest, check_lines
 from stockgate.services.catalog import ensure_loaded
@@ -53,6 +54,10 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
         return await _original(request, result, deps)
     try:
         await deps.journal.record(reservation)  # durable before we answer
+    except WriteOutcomeUnknown:
+        # Maybe committed: giving the stock back could sell it twice. The reconciler gives
+        # it back after the grace period if the row indeed never landed.
+        raise
     except StoreUnavailable:
         # Compensate: the buyer gets 503, so the stock must not stay taken.
         await deps.gate.give_back(reservation, idempotency_key=request.idempotency_key)

@@ -13,6 +13,7 @@ from stockgate.domain.errors import (
     SoldOut,
     StoreUnavailable,
     UnknownProduct,
+    WriteOutcomeUnknown,
 )
 from stockgate.domain.ledger import LedgerKind
 from stockgate.domain.reservation import ReservationStatus
@@ -127,6 +128,17 @@ async def test_journal_failure_gives_stock_back_and_raises(world: World) -> None
     world.journal.fail_with = None
     retried = await world.reserve([(a.id, 2), (b.id, 1)], buyer, key="k1")
     assert retried.id in world.db.data.reservations
+    assert await world.available(a.id) == 3
+
+
+async def test_unknown_write_outcome_keeps_the_stock_held_for_the_reconciler(
+    world: World,
+) -> None:
+    a = await world.product(5)
+    world.journal.fail_with = WriteOutcomeUnknown()
+    with pytest.raises(StoreUnavailable):
+        await world.reserve([(a.id, 2)])
+    # Giving back on a guess could sell the units twice if the commit did happen.
     assert await world.available(a.id) == 3
 
 

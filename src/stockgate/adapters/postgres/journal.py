@@ -10,11 +10,11 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import asyncpg
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from stockgate.adapters.postgres.database import is_connection_error
-from stockgate.domain.errors import StoreUnavailable
+from stockgate.adapters.postgres.database import asyncpg_url, is_connection_error
+from stockgate.domain.errors import StoreUnavailable, WriteOutcomeUnknown
 from stockgate.domain.reservation import Reservation
 
 log = structlog.get_logger(__name__)
@@ -43,14 +43,25 @@ class _Pending:
 
 
 class GroupCommitJournal:
+    """Writes new reservations in batches over its own asyncpg pool.
+
+    The pool is the journal's own (not SQLAlchemy's) because the batch is one raw statement
+    and its checkout is on the hot path; asyncpg replaces a connection that broke (a
+    PostgreSQL restart, a killed backend) when it is released, so the journal recovers by
+    itself. The pool connects lazily: the API starts even while PostgreSQL is down.
+    """
+
     def __init__(
         self,
-        engine: AsyncEngine,
+        database_url: str,
         *,
+        pool_size: int,
         max_batch: int,
         on_batch: Callable[[int], None] = lambda size: None,
     ) -> None:
-        self._engine = engine
+        self._database_url = asyncpg_url(database_url)
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
         self._max_batch = max_batch
         self._on_batch = on_batch
         self._pending: list[_Pending] = []
@@ -67,9 +78,22 @@ class GroupCommitJournal:
         await future
 
     async def drain(self) -> None:
-        """Wait for every write in flight (used on shutdown)."""
+        """Wait for every write in flight, then close the pool (used on shutdown)."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _connections(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(
+                self._database_url,
+                min_size=0,
+                max_size=self._pool_size,
+                timeout=5,
+                command_timeout=10,
+            )
+        return self._pool
 
     def _flush(self) -> None:
         if not self._pending:
@@ -82,11 +106,13 @@ class GroupCommitJournal:
     async def _write(self, batch: list[_Pending]) -> None:
         held = [r.reservation for r in batch]
         lines = [(r, line) for r in held for line in r.lines]
+        sent = False
         try:
-            async with self._engine.connect() as connection:
-                raw = await connection.get_raw_connection()
+            pool = await self._connections()
+            async with pool.acquire() as connection:
+                sent = True
                 # One statement is one implicit transaction and one round trip.
-                await raw.driver_connection.execute(  # type: ignore[union-attr]
+                await connection.execute(
                     INSERT_BATCH,
                     [r.id for r in held],
                     [r.customer_id for r in held],
@@ -97,16 +123,41 @@ class GroupCommitJournal:
                     [line.quantity for _, line in lines],
                 )
         except Exception as exc:
-            # Every request of the batch compensates and answers 503; none is half-written.
             if not is_connection_error(exc):
                 log.error("journal.write_failed", batch=len(batch), error=repr(exc))
-            error = StoreUnavailable("postgres")
-            error.__cause__ = exc
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+            # Failed before the statement was sent: certainly not written, the callers give
+            # the stock back. Failed after: the commit may have happened with only its answer
+            # lost, so look before anyone gives back stock that is rightly held.
+            committed = await self._committed(held) if sent else False
+            self._settle(batch, committed, exc)
             return
         self._on_batch(len(batch))
+        self._settle(batch, True, None)
+
+    async def _committed(self, held: list[Reservation]) -> bool | None:
+        """Whether the batch (one statement: all or none) is in PostgreSQL; None: cannot tell."""
+        try:
+            pool = await self._connections()
+            async with pool.acquire() as connection:
+                found = await connection.fetchval(
+                    "SELECT count(*) FROM reservations WHERE id = $1", held[0].id
+                )
+        except Exception as exc:
+            log.warning("journal.outcome_unknown", batch=len(held), error=type(exc).__name__)
+            return None
+        return bool(found)
+
+    def _settle(
+        self, batch: list[_Pending], committed: bool | None, exc: BaseException | None
+    ) -> None:
         for pending in batch:
-            if not pending.future.done():
+            if pending.future.done():
+                continue
+            if committed:
                 pending.future.set_result(None)
+                continue
+            error: StoreUnavailable = (
+                WriteOutcomeUnknown() if committed is None else StoreUnavailable("postgres")
+            )
+            error.__cause__ = exc
+            pending.future.set_exception(error)

@@ -14,17 +14,29 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 import stockgate
 from stockgate.bootstrap import StoreUrls, build
 from stockgate.config import Settings, load_settings
-from stockgate.entrypoints.http.middleware import request_context
+from stockgate.entrypoints.http.fast_path import ReservationFastPath
 from stockgate.entrypoints.http.problems import HANDLERS
 from stockgate.entrypoints.http.rate_limit import RateLimiter
+from stockgate.entrypoints.http.request_context import RequestContext
 from stockgate.entrypoints.http.routes import ROUTES
 from stockgate.entrypoints.http.state import ApiState
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings | None = None, urls: StoreUrls | None = None) -> Litestar:
+def create_app(
+    settings: Settings | None = None, urls: StoreUrls | None = None
+) -> ReservationFastPath:
+    """The ASGI app granian serves: the reservation fast path in front of Litestar."""
     settings = settings or load_settings()
+    context = RequestContext()
+    app = create_litestar(settings, urls, context)
+    return ReservationFastPath(app, context, max_body_bytes=settings.max_body_bytes)
+
+
+def create_litestar(
+    settings: Settings, urls: StoreUrls | None, context: RequestContext
+) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -53,7 +65,7 @@ def create_app(settings: Settings | None = None, urls: StoreUrls | None = None) 
     return Litestar(
         route_handlers=ROUTES,
         lifespan=[lifespan],
-        middleware=[request_context],
+        middleware=[context.middleware],
         exception_handlers=HANDLERS,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

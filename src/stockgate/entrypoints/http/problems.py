@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.response.base import ASGIResponse
 
 from stockgate.domain import errors
 
@@ -64,18 +62,6 @@ def problem(
 ) -> Response[dict[str, Any]]:
     body = problem_body(status, code, title, detail, **extra)
     return Response(body, status_code=status, media_type=PROBLEM, headers=_headers(extra))
-
-
-def encoded_problem(exc: errors.StockgateError) -> ASGIResponse:
-    """The same problem+json as `domain_error`, ready for the server (hot-path handlers)."""
-    status = status_of(exc)
-    body = problem_body(status, exc.code, exc.title, exc.detail, **exc.facts)
-    return ASGIResponse(
-        body=msgspec.json.encode(body),
-        status_code=status,
-        media_type=PROBLEM,
-        headers=_headers(exc.facts),
-    )
 
 
 def status_of(exc: errors.StockgateError) -> int:

@@ -36,8 +36,11 @@ def api(request: Request[Any, Any, Any]) -> ApiState:
 
 
 def customer_of(request: Request[Any, Any, Any], state: ApiState) -> uuid.UUID:
+    return bearer_customer(request.headers.get("authorization"), state)
+
+
+def bearer_customer(header: str | None, state: ApiState) -> uuid.UUID:
     """The customer named by the signed bearer token (identity never comes from a plain header)."""
-    header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("send Authorization: Bearer <token> (POST /api/v1/customers)")
     scheme, _, token = header.partition(" ")
