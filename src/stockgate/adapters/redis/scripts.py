@@ -9,6 +9,7 @@ script and sending the call again.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import sha1
@@ -16,11 +17,12 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from stockgate.domain.errors import StoreUnavailable
 
 Arg = str | int
+READ_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +84,8 @@ class ScriptBatcher:
 
     async def _send(self, batch: list[_Call], *, reloaded: bool = False) -> None:
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for call in batch:
-                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-                results = await pipe.execute(raise_on_error=False)
-        except (RedisError, OSError) as exc:
+            results = await self._round_trip(batch)
+        except (RedisError, OSError, TimeoutError) as exc:
             _fail(batch, exc)
             return
         retry: list[_Call] = []
@@ -107,6 +106,44 @@ class ScriptBatcher:
                 _fail(retry, exc)
                 return
             await self._send(retry, reloaded=True)
+
+    async def _round_trip(self, batch: list[_Call]) -> list[Any]:
+        """One write of every EVALSHA, then their replies in order, on one connection.
+
+        Done by hand rather than with redis-py's Pipeline, whose per-command packing was the
+        largest cost of the gate in the profile (docs/performance.md).
+        """
+        pool = self._redis.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        try:
+            packed = b"".join(
+                _command(b"EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+                for call in batch
+            )
+            async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                await connection.send_packed_command(packed, check_health=False)
+                results: list[Any] = []
+                for _ in batch:
+                    try:
+                        results.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as exc:  # a script's error: that call only
+                        results.append(exc)
+        except BaseException:
+            # Replies may still be in flight: never hand this connection to anyone else.
+            await connection.disconnect(nowait=True)
+            raise
+        finally:
+            await pool.release(connection)
+        return results
+
+
+def _command(*args: bytes | str | int) -> bytes:
+    """A command in the Redis protocol (RESP): an array of bulk strings."""
+    parts = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
 
 
 def _fail(calls: list[_Call], exc: BaseException) -> None:
