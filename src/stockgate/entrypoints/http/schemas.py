@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -34,19 +36,20 @@ class ItemOut(msgspec.Struct):
 
 
 class ReservationOut(msgspec.Struct):
-    id: str
+    # UUID and datetime are encoded by msgspec itself (RFC 3339), cheaper than str().
+    id: uuid.UUID
     status: str
-    expires_at: str
-    created_at: str
+    expires_at: datetime
+    created_at: datetime
     items: list[ItemOut]
 
     @classmethod
     def of(cls, reservation: Reservation) -> ReservationOut:
         return cls(
-            id=str(reservation.id),
+            id=reservation.id,
             status=reservation.status.value,
-            expires_at=reservation.expires_at.isoformat(),
-            created_at=reservation.created_at.isoformat(),
+            expires_at=reservation.expires_at,
+            created_at=reservation.created_at,
             items=[ItemOut(line.product_id, line.quantity) for line in reservation.lines],
         )
 
