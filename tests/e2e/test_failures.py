@@ -176,3 +176,32 @@ async def test_sold_out_cache_clears_when_stock_returns_on_another_node(
             while (await burst(client, product.id, [second])) != {201: 1}:
                 assert time.monotonic() - started < 2, "sold-out cache was not cleared"
                 await asyncio.sleep(0.05)
+
+
+async def test_postgres_paused_mid_burst_buyers_wait_and_nothing_is_lost(
+    api_url: str,
+    module_settings: Settings,
+    module_container: Container,
+    new_product: MakeProduct,
+) -> None:
+    product = await new_product(stock=200)
+    admin = await asyncpg.connect(str(module_settings.database_url))
+    try:
+        async with httpx.AsyncClient(base_url=api_url, timeout=15) as client:
+            buyers = await tokens(client, 100)
+            pause = admin.transaction()
+            await pause.start()
+            # Every write to reservations now waits, as behind a stalled disk or a long lock.
+            await admin.execute("LOCK TABLE reservations IN ACCESS EXCLUSIVE MODE")
+            load = asyncio.ensure_future(burst(client, product.id, buyers))
+            await asyncio.sleep(1.5)
+            assert not load.done()  # buyers wait for durability; none was answered 201 early
+            await pause.rollback()
+            statuses = await load
+    finally:
+        await admin.close()
+    assert statuses == {201: 100}
+    report = await repaired(module_container)
+    (mine,) = [p for p in report.products if p.product_id == product.id]
+    assert mine.held == 100 and mine.gate_available == 100
+    assert mine.leaked == 0 and mine.oversold == 0 and mine.ledger_ok
