@@ -63,6 +63,8 @@ async def test_unknown_route_and_method_are_problems(api_url: str) -> None:
         assert_problem(await client.get("/no/such/route"), 404, "not_found")
         assert_problem(await client.put("/api/v1/customers"), 405, "method_not_allowed")
         assert_problem(await client.get("/api/v1/products/999999"), 404, "product_not_found")
+        beyond_bigint = "/api/v1/products/9223372036854775808"
+        assert_problem(await client.get(beyond_bigint), 404, "product_not_found")
 
 
 async def test_reserve_show_release_roundtrip(api_url: str, new_product: MakeProduct) -> None:

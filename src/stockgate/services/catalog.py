@@ -9,6 +9,8 @@ from stockgate.domain.errors import ProductNotFound
 from stockgate.domain.product import NewProduct, Product, check_stock_amount
 from stockgate.services.ports import StockGate, UnitOfWorkFactory
 
+MAX_PRODUCT_ID = 2**63 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class ProductView:
@@ -50,6 +52,8 @@ async def list_products(*, uow_factory: UnitOfWorkFactory, gate: StockGate) -> l
 async def get_product(
     product_id: int, *, uow_factory: UnitOfWorkFactory, gate: StockGate
 ) -> ProductView:
+    if not 1 <= product_id <= MAX_PRODUCT_ID:  # beyond PostgreSQL's bigint: surely unknown
+        raise ProductNotFound(product_id)
     async with uow_factory() as uow:
         product = await uow.products.get(product_id)
     if product is None:

@@ -73,8 +73,11 @@ async def expiry_loop(container: Container, stop: asyncio.Event) -> None:
                 batch=EXPIRY_BATCH,
             )
         except StoreUnavailable as exc:
-            # Nothing is lost: the reservations stay due and the next round retries them.
             log.warning("expiry.store_unavailable", store=exc.store)
+            await _sleep(stop, 1.0)
+            continue
+        except Exception:  # keep expiring: a dead loop would leak every held unit
+            log.exception("expiry.unexpected_error")
             await _sleep(stop, 1.0)
             continue
         if expired:
@@ -97,6 +100,8 @@ async def maintenance_loop(container: Container, stop: asyncio.Event) -> None:
             )
         except StoreUnavailable as exc:
             log.warning("reconcile.store_unavailable", store=exc.store)
+        except Exception:  # keep reconciling on the next round
+            log.exception("reconcile.unexpected_error")
         else:
             metrics.RECONCILE_DRIFT_FOUND.inc(report.drift_found)
             metrics.RECONCILE_DRIFT_FIXED.inc(report.drift_fixed)
