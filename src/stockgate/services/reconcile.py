@@ -5,8 +5,9 @@ Per product it compares the gate (available counter, live holds) with PostgreSQL
 - holds only in Redis, older than the grace period (a crash between the gate and the commit),
 - holds only in PostgreSQL (Redis lost them): restored when stock allows, else ended,
 - counters that drifted, or are missing entirely (FLUSHALL, restart without persistence).
-The gate is read before PostgreSQL so that a reservation taken or ended in between is
-never mistaken for damage (see docs/decisions/0002-reconciliation.md).
+The gate is read before PostgreSQL so that a reservation ended in between is not
+restored; a reservation whose row is still being written is protected only by the grace
+period (see docs/decisions/0002-reconciliation.md).
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ class GroupCommitJournal:
         await future
 
     async def drain(self) -> None:
-        """Wait for every write in flight, then close the pool (used on shutdown)."""
+        """Write what is queued, wait for every write in flight, close the pool (shutdown)."""
+        self._flush()  # a record queued for the next tick must not wait forever
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._pool is not None:

@@ -15,12 +15,19 @@ from stockgate.services.reconcile import ReconcileReport, reconcile
 
 async def reconcile_command(settings: Settings, *, fix: bool, as_json: bool) -> int:
     async def work(c: Container) -> tuple[ReconcileReport, ReconcileReport | None]:
-        kwargs = {"uow_factory": c.uow_factory, "gate": c.gate, "clock": c.clock}
-        grace = settings.reconcile_grace_seconds
-        found = await reconcile(**kwargs, grace_seconds=grace, fix=fix)  # type: ignore[arg-type]
+        async def run(fix: bool) -> ReconcileReport:
+            return await reconcile(
+                uow_factory=c.uow_factory,
+                gate=c.gate,
+                clock=c.clock,
+                grace_seconds=settings.reconcile_grace_seconds,
+                fix=fix,
+            )
+
+        found = await run(fix)
         after = None
         if fix:  # look again: only drift that survived the repair counts
-            after = await reconcile(**kwargs, grace_seconds=grace, fix=False)  # type: ignore[arg-type]
+            after = await run(False)
         return found, after
 
     found, after = await with_container(settings, work)

@@ -74,7 +74,9 @@ async def get_product(request: Request[Any, Any, Any], product_id: int) -> Produ
     summary="Hold every item or none, for STOCKGATE_HOLD_SECONDS.",
     description=(
         "409 `sold_out` (with product_id and available) or `limit_exceeded`; 422 invalid input; "
-        "401 without a valid token; 503 `unavailable` when a store is down (nothing is taken). "
+        "401 without a valid token; 503 `unavailable` when a store is down (nothing is "
+        "taken, unless the write's outcome was unknown: then the reservation either exists "
+        "or is given back by the reconciler). "
         "A repeated request with the same Idempotency-Key returns the original reservation. "
         'Body: {"items": [{"product_id": 1, "quantity": 2}]} (1-50 items, one per product).'
     ),
