@@ -111,7 +111,7 @@ class FakeGate:
         for line in reservation.lines:
             self.counters[line.product_id].available -= line.quantity
             self.holds.setdefault(line.product_id, {})[reservation.id] = GateHold(
-                reservation.id, customer, line.quantity, now_ms
+                reservation.id, customer, line.quantity, now_ms, idempotency_key
             )
             buyers = self.buyers.setdefault(line.product_id, {})
             buyers[customer] = buyers.get(customer, 0) + line.quantity
@@ -361,6 +361,16 @@ class FakeReservations:
         ]
         return sorted(due, key=lambda r: r.expires_at)[:limit]
 
+    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+        current = self._db.data.reservations.get(reservation_id)
+        if current is None:
+            now = datetime.now(UTC)
+            self._db.data.reservations[reservation_id] = Reservation(
+                reservation_id, customer_id, (), ReservationStatus.VOID, now, now
+            )
+            return True
+        return current.status is ReservationStatus.VOID
+
     async def end(self, reservations: Sequence[Reservation]) -> None:
         for reservation in reservations:
             current = self._db.data.reservations.get(reservation.id)
@@ -427,6 +437,8 @@ class FakeJournal:
     async def record(self, reservation: Reservation) -> None:
         if self.fail_with is not None:
             raise self.fail_with
+        if reservation.id in self._db.data.reservations:  # voided first: ON CONFLICT DO NOTHING
+            raise StoreUnavailable("postgres", "the hold was voided before it was written")
         self._db.data.reservations[reservation.id] = reservation
         self._db.add_ledger(reservation.held_entries())
         self.recorded.append(reservation)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -15,9 +17,16 @@ import sqlalchemy as sa
 from stockgate.adapters.clock import SystemClock
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.bootstrap import Container
-from stockgate.domain.errors import LimitExceeded, SoldOut, StoreUnavailable
+from stockgate.domain.errors import (
+    LimitExceeded,
+    RequestInProgress,
+    SoldOut,
+    StoreUnavailable,
+    WriteOutcomeUnknown,
+)
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
-from stockgate.services.reconcile import ReconcileReport, reconcile
+from stockgate.services.ports import UnitOfWork
+from stockgate.services.reconcile import ReconcileReport, reconcile, reconcile_product
 from stockgate.services.reserve import reserve
 from tests.conftest import MakeProduct
 
@@ -178,12 +187,128 @@ async def test_orphan_gate_hold_is_given_back_by_reconcile(
 ) -> None:
     product = await make_product(stock=5)
     orphan = Reservation.new(request(product.id, 2), now=container.clock.now(), hold_seconds=600)
-    await container.gate.take(orphan, None, "")  # the process died before the commit
+    await container.gate.take(orphan, None, "")  # its write stalled, or its process died
     assert (await run_reconcile(container, fix=False)).leaked == 2
     await assert_no_unit_lost_or_oversold(container, product.id)
     assert (await container.gate.available([product.id]))[product.id] == 5
+    assert await statuses(container) == {orphan.id: "void"}
+    # The write was only slow: arriving now, it must not commit a hold that was given back.
+    with pytest.raises(StoreUnavailable):
+        await container.journal.record(orphan)
+    assert await statuses(container) == {orphan.id: "void"}
+    await assert_no_unit_lost_or_oversold(container, product.id)
+
+
+async def test_reconcile_keeps_a_hold_whose_row_lands_before_the_fence(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=5)
+    late = Reservation.new(request(product.id, 2), now=container.clock.now(), hold_seconds=600)
+    await container.gate.take(late, None, "")
+    opened = 0
+
+    @contextlib.asynccontextmanager
+    async def row_lands_late() -> AsyncIterator[UnitOfWork]:
+        nonlocal opened
+        opened += 1
+        if opened == 2:  # the reconciler read the gate and PostgreSQL, and is about to void
+            await container.journal.record(late)
+        async with container.uow_factory() as uow:
+            yield uow
+
+    report = await reconcile_product(
+        product.id,
+        uow_factory=row_lands_late,  # type: ignore[arg-type]
+        gate=container.gate,
+        clock=LaterClock(10),
+        grace_seconds=1,
+        fix=True,
+    )
+    assert report is not None and report.orphan_holds == 2  # what it saw
+    assert report.fixes == []  # but the fence found a real row: nothing given back
+    assert await statuses(container) == {late.id: "active"}
+    assert (await container.gate.available([product.id]))[product.id] == 3
+    await assert_no_unit_lost_or_oversold(container, product.id)
+
+
+async def test_voided_orphan_frees_its_idempotency_key_for_a_retry(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=5)
+    first = ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),), "order-17")
+    orphan = Reservation.new(first, now=container.clock.now(), hold_seconds=600)
+    await container.gate.take(orphan, first.idempotency_key, first.fingerprint())
+    with pytest.raises(RequestInProgress):  # the original never became durable
+        await reserve(first, container.reserve_deps)
+    await run_reconcile(container, fix=True)
+    retried = await reserve(first, container.reserve_deps)
+    assert retried.id != orphan.id
+    assert await reserve(first, container.reserve_deps) == retried  # and it is remembered
+    assert (await container.gate.available([product.id]))[product.id] == 4
+
+
+async def statuses(container: Container) -> dict[uuid.UUID, str]:
     async with container.engine.connect() as connection:
-        count = (
-            await connection.execute(sa.text("SELECT count(*) FROM reservations"))
-        ).scalar_one()
-    assert count == 0
+        rows = await connection.execute(sa.text("SELECT id, status FROM reservations"))
+    return {row.id: row.status for row in rows}
+
+
+async def blocked_backend(database_url: str, query_part: str) -> int:
+    """The pid of the backend whose statement containing `query_part` waits on a lock."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        for _ in range(200):
+            pid = await admin.fetchval(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND position($1 in query) > 0",
+                query_part,
+            )
+            if pid is not None:
+                return int(pid)
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+    raise AssertionError(f"no statement with {query_part!r} ever waited")
+
+
+@pytest.mark.parametrize("other_writer_commits", [False, True])
+async def test_write_cut_off_after_sending_is_settled_by_the_fence(
+    container: Container, make_product: MakeProduct, database_url: str, other_writer_commits: bool
+) -> None:
+    """The journal's statement dies after it was sent: committed or not, it finds out."""
+    product = await make_product(stock=5)
+    reservation = Reservation.new(request(product.id), now=container.clock.now(), hold_seconds=60)
+    # Another transaction writes the same id first, uncommitted: the journal's insert waits on
+    # it, so it is surely in flight when its connection is cut.
+    other = await asyncpg.connect(database_url)
+    try:
+        transaction = other.transaction()
+        await transaction.start()
+        await other.execute(
+            "INSERT INTO reservations (id, customer_id, status, created_at, expires_at) "
+            "VALUES ($1, $2, 'active', now(), now() + interval '1 minute')",
+            reservation.id,
+            reservation.customer_id,
+        )
+        writing = asyncio.create_task(container.journal.record(reservation))
+        terminator = await asyncpg.connect(database_url)
+        try:
+            journal_pid = await blocked_backend(database_url, "json_to_recordset")
+            await terminator.execute("SELECT pg_terminate_backend($1)", journal_pid)
+            await blocked_backend(database_url, "'void'")  # the fence waits on it as well
+        finally:
+            await terminator.close()
+        if other_writer_commits:  # stands for "committed, only the answer was lost"
+            await transaction.commit()
+        else:
+            await transaction.rollback()
+        if other_writer_commits:
+            await writing
+        else:
+            with pytest.raises(StoreUnavailable) as failed:
+                await writing
+            assert not isinstance(failed.value, WriteOutcomeUnknown)  # settled, not a guess
+    finally:
+        await other.close()
+    expected = "active" if other_writer_commits else "void"
+    assert await statuses(container) == {reservation.id: expected}

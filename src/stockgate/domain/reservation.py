@@ -19,6 +19,9 @@ class ReservationStatus(StrEnum):
     RELEASED = "released"  # given back by the buyer, or by the reconciler as a repair
     EXPIRED = "expired"
     CONVERTED = "converted"  # paid: its units are sold (payments stage)
+    # Never became durable: the id is fenced so that a late write of it cannot commit, and
+    # its gate hold was given back. Has no lines and no ledger entries; buyers see a 404.
+    VOID = "void"
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ class GateHold:
     customer_id: uuid.UUID
     quantity: int
     taken_at_ms: int
+    idempotency_key: str | None = None  # the request's key, forgotten if the hold is voided
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +133,10 @@ class ReservationRepository(Protocol):
     async def get(self, reservation_id: uuid.UUID) -> Reservation | None: ...
     async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None: ...
     async def claim_due(self, now: datetime, limit: int) -> list[Reservation]: ...
+    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+        """Fence an id with no row (`void`); True when it is void now, False when it is real."""
+        ...
+
     async def end(self, reservations: Sequence[Reservation]) -> None:
         """Store the new status of reservations that just ended."""
         ...

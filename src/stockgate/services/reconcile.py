@@ -2,12 +2,14 @@
 
 Per product it compares the gate (available counter, live holds) with PostgreSQL
 (stock - sold, active reservations) and the ledger, and with `fix` repairs:
-- holds only in Redis, older than the grace period (a crash between the gate and the commit),
+- holds only in Redis, older than the grace period (a crash between the gate and the commit):
+  the id is first fenced in PostgreSQL (a `void` row), so a write of it that is merely slow
+  can never commit after its stock was given back,
 - holds only in PostgreSQL (Redis lost them): restored when stock allows, else ended,
 - counters that drifted, or are missing entirely (FLUSHALL, restart without persistence).
 The gate is read before PostgreSQL so that a reservation ended in between is not
-restored; a reservation whose row is still being written is protected only by the grace
-period (see docs/decisions/0002-reconciliation.md).
+restored. The grace period spares slow writes a needless 503; safety comes from the fence
+(see docs/decisions/0002-reconciliation.md and 0005-void-fence.md).
 """
 
 from __future__ import annotations
@@ -153,8 +155,10 @@ async def reconcile_product(
             report.fixes.append("rebuilt")
         return report
     for hold in orphans:
+        if not await _void(hold, uow_factory):
+            continue  # its row landed after all (a slow write): a real reservation
         partial = _single_line(hold, product_id, now)
-        if await gate.give_back(partial):
+        if await gate.give_back(partial, idempotency_key=hold.idempotency_key):
             report.fixes.append(f"gave back orphan {hold.reservation_id}")
     for reservation in missing:
         report.fixes.append(
@@ -179,6 +183,14 @@ def _compare(state: GateState, totals: ProductTotals) -> ProductReport:
         gate_held=sum(h.quantity for h in state.holds.values()),
         ledger_ok=totals.ledger_sum == product.stock - totals.sold - held,
     )
+
+
+async def _void(hold: GateHold, uow_factory: UnitOfWorkFactory) -> bool:
+    """Fence an orphan's id first: a write of it still in flight can then never commit."""
+    async with uow_factory() as uow:
+        void = await uow.reservations.void(hold.reservation_id, hold.customer_id)
+        await uow.commit()
+    return void
 
 
 async def _restore_or_end(

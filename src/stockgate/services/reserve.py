@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from stockgate.domain.errors import (
     IdempotencyConflict,
@@ -16,7 +17,12 @@ from stockgate.domain.errors import (
     UnknownProduct,
     WriteOutcomeUnknown,
 )
-from stockgate.domain.reservation import Reservation, ReserveRequest, check_lines
+from stockgate.domain.reservation import (
+    Reservation,
+    ReservationStatus,
+    ReserveRequest,
+    check_lines,
+)
 from stockgate.services.catalog import ensure_loaded
 from stockgate.services.ports import (
     Clock,
@@ -55,11 +61,12 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     try:
         await deps.journal.record(reservation)  # durable before we answer
     except WriteOutcomeUnknown:
-        # Maybe committed: giving the stock back could sell it twice. The reconciler gives
-        # it back after the grace period if the row indeed never landed.
+        # Maybe committed: giving the stock back could sell it twice. The reconciler voids
+        # the id after the grace period and gives the stock back if the row never landed.
         raise
     except StoreUnavailable:
-        # Compensate: the buyer gets 503, so the stock must not stay taken.
+        # Not written, and fenced so it never will be: the buyer gets 503, so the stock must
+        # not stay taken (a give-back already done by the reconciler makes this a no-op).
         await deps.gate.give_back(reservation, idempotency_key=request.idempotency_key)
         raise
     return reservation
@@ -93,6 +100,9 @@ async def _original(request: ReserveRequest, result: TakeResult, deps: ReserveDe
         async with deps.uow_factory() as uow:
             original = await uow.reservations.get(result.reservation_id)
         if original is not None and original.customer_id == request.customer_id:
+            if original.status is ReservationStatus.VOID:
+                # Voided and being given back; the give-back forgets the key for a retry.
+                raise RequestInProgress("the original request failed; retry shortly")
             return original
         if loop.time() >= deadline:
             raise RequestInProgress("retry shortly")
@@ -104,7 +114,7 @@ async def get_reservation(
 ) -> Reservation:
     async with uow_factory() as uow:
         reservation = await uow.reservations.get(reservation_id)
-    if reservation is None or reservation.customer_id != customer_id:
+    if not _visible(reservation, customer_id):
         raise ReservationNotFound(reservation_id)  # I6: someone else's looks like nothing
     return reservation
 
@@ -118,7 +128,7 @@ async def release(
 ) -> Reservation:
     async with uow_factory() as uow:
         reservation = await uow.reservations.get_for_update(reservation_id)
-        if reservation is None or reservation.customer_id != customer_id:
+        if not _visible(reservation, customer_id):
             raise ReservationNotFound(reservation_id)
         released, entries = reservation.release()
         await uow.reservations.end([released])
@@ -128,3 +138,12 @@ async def release(
     # to the reconciler (a give-back can be repeated safely; a double take cannot).
     await gate.give_back(released)
     return released
+
+
+def _visible(reservation: Reservation | None, customer_id: uuid.UUID) -> TypeGuard[Reservation]:
+    """Only its buyer sees a reservation, and nobody sees a void one (it never existed)."""
+    return (
+        reservation is not None
+        and reservation.customer_id == customer_id
+        and reservation.status is not ReservationStatus.VOID
+    )

@@ -10,6 +10,8 @@ from stockgate.domain.errors import (
     IdempotencyConflict,
     InvalidInput,
     LimitExceeded,
+    RequestInProgress,
+    ReservationNotFound,
     SoldOut,
     StoreUnavailable,
     UnknownProduct,
@@ -17,6 +19,7 @@ from stockgate.domain.errors import (
 )
 from stockgate.domain.ledger import LedgerKind
 from stockgate.domain.reservation import ReservationStatus
+from stockgate.services.reserve import get_reservation, release
 from tests.unit.conftest import World
 
 
@@ -112,6 +115,24 @@ async def test_reused_key_with_different_body_is_a_conflict(world: World) -> Non
     with pytest.raises(IdempotencyConflict):
         await world.reserve([(a.id, 3)], buyer, key="k1")
     assert await world.available(a.id) == 3
+
+
+async def test_repeat_of_a_voided_original_is_in_progress_not_a_reservation(
+    world: World,
+) -> None:
+    a = await world.product(5)
+    buyer = uuid.uuid4()
+    first = await world.reserve([(a.id, 1)], buyer, key="k1")
+    world.db.data.reservations.clear()  # the original never landed ...
+    async with world.uow_factory() as uow:  # ... and the reconciler is voiding it
+        assert await uow.reservations.void(first.id, buyer)
+        await uow.commit()
+    with pytest.raises(RequestInProgress):
+        await world.reserve([(a.id, 1)], buyer, key="k1")
+    with pytest.raises(ReservationNotFound):  # a void id is nobody's reservation
+        await get_reservation(first.id, buyer, uow_factory=world.uow_factory)
+    with pytest.raises(ReservationNotFound):
+        await release(first.id, buyer, uow_factory=world.uow_factory, gate=world.gate)
 
 
 async def test_journal_failure_gives_stock_back_and_raises(world: World) -> None:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockgate.adapters.postgres.tables import reservation_lines, reservations
@@ -41,6 +42,30 @@ class PostgresReservations:
         if not ids:
             return []
         return await self._load(reservations.c.id.in_(ids), for_update=False)
+
+    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+        # Waits for an insert of the same id still in flight (the unique index): if it
+        # commits, the id conflicts and is real; if not, the void row makes it impossible.
+        fenced = await self._connection.execute(
+            insert(reservations)
+            .values(
+                id=reservation_id,
+                customer_id=customer_id,
+                status=ReservationStatus.VOID,
+                created_at=sa.func.now(),
+                expires_at=sa.func.now(),
+                ended_at=sa.func.now(),
+            )
+            .on_conflict_do_nothing(index_elements=[reservations.c.id])
+            .returning(reservations.c.id)
+        )
+        if fenced.first() is not None:
+            return True
+        # A new statement, a new snapshot: it sees the row the insert above conflicted with.
+        status = await self._connection.scalar(
+            sa.select(reservations.c.status).where(reservations.c.id == reservation_id)
+        )
+        return status == ReservationStatus.VOID
 
     async def end(self, ended: Sequence[Reservation]) -> None:
         if not ended:

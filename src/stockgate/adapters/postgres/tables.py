@@ -53,7 +53,8 @@ reservations = sa.Table(
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint(
-        "status IN ('active', 'released', 'expired', 'converted')", name="status_known"
+        "status IN ('active', 'released', 'expired', 'converted', 'void')",
+        name="status_known",
     ),
     # The expiry worker's queue: only active reservations, ordered by expiry.
     sa.Index("ix_reservations_due", "expires_at", postgresql_where=sa.text("status = 'active'")),

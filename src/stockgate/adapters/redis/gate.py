@@ -58,6 +58,7 @@ class RedisStockGate:
             fingerprint,
             IDEMPOTENCY_TTL_SECONDS if idempotency_key else 0,
             int(time.time() * 1000),
+            idempotency_key or "",
         ]
         for line in reservation.lines:
             keys.extend(self._keys.product(line.product_id))
@@ -161,10 +162,14 @@ class RedisStockGate:
             raise StoreUnavailable("redis") from exc
         holds = {}
         for reservation_hex, record in records.items():
-            customer_hex, quantity, taken_ms = _text(record).split(" ")
+            customer_hex, quantity, taken_ms, *key = _text(record).split(" ")
             reservation_id = uuid.UUID(hex=_text(reservation_hex))
             holds[reservation_id] = GateHold(
-                reservation_id, uuid.UUID(hex=customer_hex), int(quantity), int(taken_ms)
+                reservation_id,
+                uuid.UUID(hex=customer_hex),
+                int(quantity),
+                int(taken_ms),
+                key[0] if key else None,
             )
         available = stock.get(b"available")
         return GateState(

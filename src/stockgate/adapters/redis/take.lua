@@ -1,7 +1,8 @@
 -- Take every line of a reservation, or none (all-or-nothing), within per-customer limits.
 -- KEYS[1]           idempotency key (always passed; used only when idem_ttl > 0)
 -- KEYS[2+3(i-1)..]  per line i: the product's stock hash, holds hash, buyers hash
--- ARGV              reservation_id, customer_id, fingerprint, idem_ttl, now_ms, qty_1..qty_n
+-- ARGV              reservation_id, customer_id, fingerprint, idem_ttl, now_ms,
+--                   idempotency key as the client sent it ('' without one), qty_1..qty_n
 -- Returns {1} taken; {0, i, available} sold out; {-1, i, limit, already} limit exceeded;
 --         {-2, i} product i not loaded; {2, "reservation_id fingerprint"} idempotent repeat.
 local idem_key = KEYS[1]
@@ -10,7 +11,13 @@ local customer_id = ARGV[2]
 local fingerprint = ARGV[3]
 local idem_ttl = tonumber(ARGV[4])
 local now_ms = ARGV[5]
-local lines = #ARGV - 5
+local lines = #ARGV - 6
+-- A hold's record: "customer quantity taken_ms [key]"; the key lets whoever voids the hold
+-- (the reconciler) forget it too, so a retry of the request is not stuck on a dead original.
+local record_tail = ' ' .. now_ms
+if idem_ttl > 0 then
+  record_tail = record_tail .. ' ' .. ARGV[6]
+end
 
 if idem_ttl > 0 then
   local original = redis.call('GET', idem_key)
@@ -23,7 +30,7 @@ end
 for i = 1, lines do
   local stock_key = KEYS[2 + (i - 1) * 3]
   local buyers_key = KEYS[4 + (i - 1) * 3]
-  local quantity = tonumber(ARGV[5 + i])
+  local quantity = tonumber(ARGV[6 + i])
   local stock = redis.call('HMGET', stock_key, 'available', 'limit')
   if not stock[1] then
     return {-2, i}
@@ -43,9 +50,9 @@ end
 
 for i = 1, lines do
   local base = 2 + (i - 1) * 3
-  local quantity = tonumber(ARGV[5 + i])
+  local quantity = tonumber(ARGV[6 + i])
   redis.call('HINCRBY', KEYS[base], 'available', -quantity)
-  redis.call('HSET', KEYS[base + 1], reservation_id, customer_id .. ' ' .. quantity .. ' ' .. now_ms)
+  redis.call('HSET', KEYS[base + 1], reservation_id, customer_id .. ' ' .. quantity .. record_tail)
   redis.call('HINCRBY', KEYS[base + 2], customer_id, quantity)
 end
 if idem_ttl > 0 then
