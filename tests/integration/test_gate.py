@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -194,3 +195,15 @@ async def test_set_total_corrects_available_and_skips_newer_versions(
     await container.gate.add_stock(a.id, 5, totals.stock_version + 10)
     assert await container.gate.set_total(totals) is None  # the snapshot is older
     assert await available(container, a.id) == 11
+
+
+async def test_stop_finishes_gate_calls_already_made(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(5)
+    held = reservation((product.id, 2))
+    taking = asyncio.ensure_future(container.gate.take(held, None, ""))
+    await asyncio.sleep(0)  # the call is queued for the next tick's batch
+    await container.gate.stop()  # shutting down must not drop it half-way
+    assert taking.done() and taking.result().status is TakeStatus.TAKEN
+    assert await available(container, product.id) == 3

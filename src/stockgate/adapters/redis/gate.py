@@ -41,9 +41,11 @@ class RedisStockGate:
         )
 
     async def stop(self) -> None:
+        """Stop following, and finish every gate call already made (a give-back included)."""
         if self._follower is not None:
             self._follower.cancel()
             await asyncio.gather(self._follower, return_exceptions=True)
+        await self._batcher.drain()
 
     def known_sold_out(self, product_id: int) -> bool:
         return product_id in self._sold_out

@@ -76,7 +76,15 @@ class ScriptBatcher:
         self._pending.append(_Call(script, keys, args, future))
         return await future
 
+    async def drain(self) -> None:
+        """Send what is queued and wait for every batch in flight (shutdown)."""
+        while self._pending or self._tasks:
+            self._flush()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
     def _flush(self) -> None:
+        if not self._pending:
+            return  # drained before its scheduled tick
         batch, self._pending = self._pending, []
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._tasks.add(task)
