@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from stockgate.domain.errors import (
@@ -37,6 +38,34 @@ from stockgate.services.ports import (
 ORIGINAL_WAIT_SECONDS = 2.0
 
 
+class UnknownProducts:
+    """Product ids PostgreSQL just said do not exist, remembered briefly by this node.
+
+    Without it every request naming a made-up id costs a database query: a cheap flood. It
+    can only ever refuse ids the gate has no counter for, and a new product gets its counter
+    when it is added, so remembering an id for a moment never refuses a real product.
+    """
+
+    def __init__(self, ttl_seconds: float = 2.0, max_size: int = 10_000) -> None:
+        self._ttl = ttl_seconds
+        self._max_size = max_size
+        self._until: dict[int, float] = {}
+
+    def __contains__(self, product_id: int) -> bool:
+        until = self._until.get(product_id)
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._until[product_id]
+        return False
+
+    def remember(self, product_id: int) -> None:
+        if len(self._until) >= self._max_size:
+            self._until.clear()  # a flood of distinct ids: start over rather than grow
+        self._until[product_id] = time.monotonic() + self._ttl
+
+
 @dataclass(frozen=True, slots=True)
 class ReserveDeps:
     gate: StockGate
@@ -45,6 +74,7 @@ class ReserveDeps:
     clock: Clock
     hold_seconds: int
     max_quantity: int
+    unknown_products: UnknownProducts = field(default_factory=UnknownProducts)
 
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
@@ -85,7 +115,10 @@ async def _take(reservation: Reservation, request: ReserveRequest, deps: Reserve
         if result.status is TakeStatus.LIMIT_EXCEEDED:
             raise LimitExceeded(result.product_id, result.limit, result.already)
         # NOT_LOADED: a new product or a flushed Redis; build the counter from PostgreSQL.
+        if result.product_id in deps.unknown_products:
+            raise UnknownProduct(result.product_id)
         if not await ensure_loaded(result.product_id, uow_factory=deps.uow_factory, gate=deps.gate):
+            deps.unknown_products.remember(result.product_id)
             raise UnknownProduct(result.product_id)
     raise StoreUnavailable("redis", "the stock gate could not load the products")
 

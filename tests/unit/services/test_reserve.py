@@ -18,8 +18,8 @@ from stockgate.domain.errors import (
     WriteOutcomeUnknown,
 )
 from stockgate.domain.ledger import LedgerKind
-from stockgate.domain.reservation import ReservationStatus
-from stockgate.services.reserve import get_reservation, release
+from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
+from stockgate.services.reserve import get_reservation, release, reserve
 from tests.unit.conftest import World
 
 
@@ -193,6 +193,21 @@ async def test_reload_after_flush_counts_active_reservations(world: World) -> No
 async def test_unknown_product_is_invalid_input(world: World) -> None:
     with pytest.raises(UnknownProduct):
         await world.reserve([(999, 1)])
+
+
+async def test_unknown_product_is_remembered_without_asking_the_database_again(
+    world: World,
+) -> None:
+    deps = world.deps
+    with pytest.raises(UnknownProduct):
+        await reserve(ReserveRequest(uuid.uuid4(), (ReservationLine(999, 1),)), deps)
+    world.db.fail = True  # a database query now would be a 503, not a 404
+    with pytest.raises(UnknownProduct):
+        await reserve(ReserveRequest(uuid.uuid4(), (ReservationLine(999, 1),)), deps)
+    world.db.fail = False
+    real = await world.product(3)  # a new product is loaded into the gate when added
+    made = await reserve(ReserveRequest(uuid.uuid4(), (ReservationLine(real.id, 1),)), deps)
+    assert made.lines == (ReservationLine(real.id, 1),)
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 101])
