@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUEST_LATENCY = Histogram(
     "stockgate_http_request_duration_seconds",
@@ -16,6 +16,14 @@ HOLDS_REFUSED = Counter(
 )
 HOLDS_RELEASED = Counter("stockgate_holds_released_total", "Reservations given back by buyers.")
 HOLDS_EXPIRED = Counter("stockgate_holds_expired_total", "Reservations that expired.")
+EXPIRY_GIVE_BACK_WAITING = Gauge(
+    "stockgate_expiry_give_back_waiting",
+    "Expired reservations whose stock did not reach the gate yet (retried by the expiry worker).",
+)
+EXPIRY_GIVE_BACK_DROPPED = Counter(
+    "stockgate_expiry_give_back_dropped_total",
+    "Expired reservations the expiry worker stopped retrying (the reconciler gives them back).",
+)
 RECONCILE_DRIFT_FOUND = Counter(
     "stockgate_reconcile_drift_found_total", "Products found drifted by the reconciler."
 )

@@ -78,13 +78,13 @@ async def test_expire_due_ends_only_reservations_past_expiry(world: World) -> No
     young = await world.reserve([(a.id, 1)])
     world.clock.advance(301)  # old is 601 s old, young 301 s
     ended = await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
-    assert ended == 1
+    assert ended.expired == 1
     assert world.db.data.reservations[old.id].status is ReservationStatus.EXPIRED
     assert world.db.data.reservations[young.id].status is ReservationStatus.ACTIVE
     assert await world.available(a.id) == 4
     assert world.db.ledger_sum(a.id) == 4
     again = await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
-    assert again == 0
+    assert again.expired == 0
     assert await world.available(a.id) == 4
 
 
@@ -117,6 +117,6 @@ async def test_expire_due_takes_at_most_one_batch(world: World) -> None:
         await world.reserve([(a.id, 1)])
     world.clock.advance(601)
     kwargs = {"uow_factory": world.uow_factory, "gate": world.gate, "clock": world.clock}
-    assert await expire_due(batch=3, **kwargs) == 3  # type: ignore[arg-type]
-    assert await expire_due(batch=3, **kwargs) == 2  # type: ignore[arg-type]
+    assert (await expire_due(batch=3, **kwargs)).expired == 3  # type: ignore[arg-type]
+    assert (await expire_due(batch=3, **kwargs)).expired == 2  # type: ignore[arg-type]
     assert await world.available(a.id) == 10

@@ -1,6 +1,7 @@
 """`stockgate worker --role expiry|maintenance|all`: the background processes.
 
-expiry       ends due reservations and gives their stock back (about every 0.2 s).
+expiry       ends due reservations and gives their stock back (about every 0.2 s); a give-back
+             that fails (Redis unreachable) is retried on the next rounds.
 maintenance  reconciles Redis with PostgreSQL and repairs drift (every 30 s by default).
 Several workers of each role may run at once: expiry claims rows with SKIP LOCKED and every
 repair is idempotent.
@@ -23,7 +24,7 @@ from stockgate.adapters.logs import configure_logging
 from stockgate.bootstrap import Container, build
 from stockgate.config import Settings
 from stockgate.domain.errors import StoreUnavailable
-from stockgate.services.expire import expire_due
+from stockgate.services.expire import ExpiryRound, PendingGiveBacks, expire_due
 from stockgate.services.reconcile import reconcile
 
 log = structlog.get_logger(__name__)
@@ -64,27 +65,50 @@ async def _main(settings: Settings, role: str) -> None:
 
 async def expiry_loop(container: Container, stop: asyncio.Event) -> None:
     poll = container.settings.expiry_poll_seconds
-    while not stop.is_set():
-        try:
-            expired = await expire_due(
-                uow_factory=container.uow_factory,
-                gate=container.gate,
-                clock=container.clock,
-                batch=EXPIRY_BATCH,
-            )
-        except StoreUnavailable as exc:
-            log.warning("expiry.store_unavailable", store=exc.store)
-            await _sleep(stop, 1.0)
-            continue
-        except Exception:  # keep expiring: a dead loop would leak every held unit
-            log.exception("expiry.unexpected_error")
-            await _sleep(stop, 1.0)
-            continue
-        if expired:
-            metrics.HOLDS_EXPIRED.inc(expired)
-            log.info("expiry.expired", count=expired)
-        if expired < EXPIRY_BATCH:
-            await _sleep(stop, poll)
+    # Expired reservations whose give-back failed: retried each round, bounded in memory.
+    pending = PendingGiveBacks()
+    try:
+        while not stop.is_set():
+            try:
+                done = await expire_due(
+                    uow_factory=container.uow_factory,
+                    gate=container.gate,
+                    clock=container.clock,
+                    batch=EXPIRY_BATCH,
+                    pending=pending,
+                )
+            except StoreUnavailable as exc:
+                log.warning("expiry.store_unavailable", store=exc.store)
+                await _sleep(stop, 1.0)
+                continue
+            except Exception:  # keep expiring: a dead loop would leak every held unit
+                log.exception("expiry.unexpected_error")
+                await _sleep(stop, 1.0)
+                continue
+            _report(done)
+            if done.failed:  # the gate is failing: retry in a second, not at full speed
+                await _sleep(stop, 1.0)
+            elif done.expired < EXPIRY_BATCH:
+                await _sleep(stop, poll)
+    finally:
+        if pending:  # the reconciler gives these back (orphan holds after its grace period)
+            log.warning("expiry.give_back_left_to_reconciler", count=len(pending))
+
+
+def _report(done: ExpiryRound) -> None:
+    metrics.EXPIRY_GIVE_BACK_WAITING.set(done.waiting)
+    if done.expired:
+        metrics.HOLDS_EXPIRED.inc(done.expired)
+        log.info("expiry.expired", count=done.expired)
+    if done.retried:
+        log.info("expiry.given_back_on_retry", count=done.retried, waiting=done.waiting)
+    if done.failed:
+        log.warning(
+            "expiry.give_back_failed", count=done.failed, waiting=done.waiting, error=done.error
+        )
+    if done.dropped:
+        metrics.EXPIRY_GIVE_BACK_DROPPED.inc(done.dropped)
+        log.warning("expiry.give_back_dropped", count=done.dropped, left_to="reconciler")
 
 
 async def maintenance_loop(container: Container, stop: asyncio.Event) -> None:
