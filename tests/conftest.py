@@ -42,6 +42,9 @@ LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 MakeProduct = Callable[..., Awaitable[Product]]
 
+# `stockgate api` and `worker` refuse the built-in development key; tests sign with this one.
+TEST_SECRET_KEY = "test-secret-key-" + "x" * 32
+
 
 def run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion on a fresh loop in a helper thread (no loop clash)."""
@@ -224,6 +227,7 @@ def settings(database_url: str, redis_url: str, redis_prefix: str) -> Settings:
         redis_prefix=redis_prefix,
         rate_limit_enabled=False,
         hold_seconds=600,
+        secret_key=TEST_SECRET_KEY,
     )
 
 
@@ -243,6 +247,7 @@ def stockgate_env(settings: Settings) -> dict[str, str]:
             "STOCKGATE_REDIS_PREFIX": settings.redis_prefix,
             "STOCKGATE_RATE_LIMIT_ENABLED": "false",
             "STOCKGATE_HOLD_SECONDS": str(settings.hold_seconds),
+            "STOCKGATE_SECRET_KEY": settings.secret_key.get_secret_value(),
         }
     )
     return env

@@ -8,6 +8,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The built-in secret key: public (it is in this file), so tokens it signs can be forged.
+# `stockgate up` replaces it with a random key of its own; `api` and `worker` refuse it.
+DEV_SECRET_KEY = "dev-insecure-change-me"
+MIN_SECRET_KEY_LENGTH = 32
+MAKE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
 
 class LogFormat(StrEnum):
     AUTO = "auto"  # readable on a terminal, JSON otherwise
@@ -51,8 +57,11 @@ class Settings(BaseSettings):
         default=600, ge=1, le=86_400, description="How long a reservation holds stock."
     )
     secret_key: SecretStr = Field(
-        default=SecretStr("dev-insecure-change-me"),
-        description="Signs customer tokens; set a long random value in production.",
+        default=SecretStr(DEV_SECRET_KEY),
+        description=(
+            "Signs customer tokens; at least 32 characters, required by `api` and `worker` "
+            "(`up` makes one)."
+        ),
     )
     token_ttl_seconds: int = Field(
         default=7 * 86_400, ge=60, description="Lifetime of a customer token."
@@ -138,6 +147,20 @@ class Settings(BaseSettings):
         if level not in {"debug", "info", "warning", "error"}:
             raise ValueError("must be one of debug, info, warning, error")
         return level
+
+
+def weak_secret_key(key: str) -> str | None:
+    """Why this secret key must not sign customer tokens, as one line naming the fix; None: fine."""
+    if key == DEV_SECRET_KEY:
+        problem = "STOCKGATE_SECRET_KEY is not set (the built-in development value is public)"
+    elif len(key) < MIN_SECRET_KEY_LENGTH:
+        problem = (
+            f"STOCKGATE_SECRET_KEY is too short ({len(key)} characters, "
+            f"at least {MIN_SECRET_KEY_LENGTH})"
+        )
+    else:
+        return None
+    return f"{problem}; set it to a random value, e.g. the output of: {MAKE_SECRET_KEY}"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -17,7 +17,14 @@ from stockgate.bootstrap import Container, StoreUrls, build
 from stockgate.config import Settings
 from stockgate.domain.product import NewProduct, Product
 from stockgate.services.catalog import add_product
-from tests.conftest import MakeProduct, _execute, delete_keys, run_in_thread, with_database
+from tests.conftest import (
+    TEST_SECRET_KEY,
+    MakeProduct,
+    _execute,
+    delete_keys,
+    run_in_thread,
+    with_database,
+)
 from tests.e2e.api_process import running_api
 
 
@@ -39,6 +46,7 @@ def module_settings(
             redis_url=redis_server_url,
             redis_prefix=prefix,
             rate_limit_enabled=False,
+            secret_key=TEST_SECRET_KEY,
         )
     finally:
         delete_keys(redis_server_url, prefix)
@@ -54,6 +62,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         STOCKGATE_REDIS_URL=str(settings.redis_url),
         STOCKGATE_REDIS_PREFIX=settings.redis_prefix,
         STOCKGATE_RATE_LIMIT_ENABLED=str(settings.rate_limit_enabled).lower(),
+        STOCKGATE_SECRET_KEY=settings.secret_key.get_secret_value(),
     )
     env.update(extra)
     return env

@@ -165,6 +165,9 @@ def test_up_serves_stops_cleanly_and_keeps_data_for_the_next_run(
             assert httpx.get(url).status_code == 200
         assert httpx.get(f"{base}/healthz").status_code == 200
         assert httpx.get(f"{base}/readyz").status_code == 200
+        # No STOCKGATE_SECRET_KEY: `up` signs with a random key of its own, kept for next time.
+        token = httpx.post(f"{base}/api/v1/customers").json()["token"]
+        assert (data_dir / "secret-key").stat().st_mode & 0o777 == 0o600
         # A one-shot command finds the running embedded servers (and leaves them running).
         added = cli(
             up_env,
@@ -183,6 +186,9 @@ def test_up_serves_stops_cleanly_and_keeps_data_for_the_next_run(
         listed = httpx.get(f"{base}/api/v1/products")
         assert listed.status_code == 200
         assert [p["sku"] for p in listed.json()] == ["UP-1"]
+        unknown = f"{base}/api/v1/reservations/00000000-0000-4000-8000-000000000000"
+        mine = httpx.get(unknown, headers={"Authorization": f"Bearer {token}"})
+        assert mine.status_code == 404  # the first run's token is still valid: not 401
         processes = stack_processes(up, data_dir)
         assert stop(up) == 0
     assert_nothing_left(processes, data_dir)

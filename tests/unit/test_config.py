@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from stockgate.config import LogFormat, Settings, load_settings
+from stockgate.config import (
+    DEV_SECRET_KEY,
+    MIN_SECRET_KEY_LENGTH,
+    LogFormat,
+    Settings,
+    load_settings,
+    weak_secret_key,
+)
+from stockgate.entrypoints.cli.up import secret_key as up_secret_key
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +96,34 @@ def test_invalid_values_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, 
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_built_in_or_short_secret_key_is_weak_with_one_line_saying_how_to_make_one() -> None:
+    for key in (DEV_SECRET_KEY, "s3cret", "x" * (MIN_SECRET_KEY_LENGTH - 1)):
+        message = weak_secret_key(key)
+        assert message is not None and "\n" not in message
+        assert message.startswith("STOCKGATE_SECRET_KEY ")
+        assert "secrets.token_urlsafe(48)" in message
+    assert "too short (6 characters" in str(weak_secret_key("s3cret"))
+
+
+def test_secret_key_of_32_characters_or_more_is_accepted() -> None:
+    assert weak_secret_key("x" * MIN_SECRET_KEY_LENGTH) is None
+    assert weak_secret_key(secrets.token_urlsafe(48)) is None
+
+
+def test_up_makes_a_random_secret_key_once_and_keeps_it_private(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    key = up_secret_key(settings)
+    assert weak_secret_key(key) is None
+    saved = tmp_path / "data" / "secret-key"
+    assert saved.read_text().strip() == key
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert up_secret_key(settings) == key  # a second `up` keeps buyers' tokens valid
+
+
+def test_up_hands_on_a_configured_secret_key_and_writes_nothing(tmp_path: Path) -> None:
+    strong = secrets.token_urlsafe(48)
+    settings = Settings(data_dir=tmp_path / "data", secret_key=strong)  # type: ignore[arg-type]
+    assert up_secret_key(settings) == strong
+    assert not (tmp_path / "data").exists()

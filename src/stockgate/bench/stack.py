@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -20,11 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import psutil
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from stockgate.adapters.postgres.migrate import upgrade_async
 from stockgate.bootstrap import StoreUrls
-from stockgate.config import Settings
+from stockgate.config import Settings, weak_secret_key
 
 HEALTH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -209,6 +211,9 @@ async def own_stack(
     port; everything is stopped and removed on the way out, also on Ctrl-C."""
     run_id = uuid.uuid4().hex[:10]
     settings = settings.model_copy(update={"redis_prefix": f"bench{run_id}"})
+    if weak_secret_key(settings.secret_key.get_secret_value()) is not None:
+        # `api` refuses the built-in key; a throw-away stack can sign with a throw-away one.
+        settings = settings.model_copy(update={"secret_key": SecretStr(secrets.token_urlsafe(48))})
     async with fresh_database(urls.database_url, run_id) as database_url:
         settings = settings.model_copy(
             update={"database_url": database_url, "redis_url": urls.redis_url}

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from stockgate.config import Settings, load_settings
+from stockgate.config import Settings, load_settings, weak_secret_key
 from stockgate.domain.errors import InvalidInput, StockgateError, StoreUnavailable
 
 T = TypeVar("T")
@@ -59,6 +59,15 @@ def settings() -> Settings:
         fail(f"{name}: {first['msg']}")
 
 
+def production_settings() -> Settings:
+    """Settings for a process that serves buyers: a secret key anyone could know is refused."""
+    loaded = settings()
+    weak = weak_secret_key(loaded.secret_key.get_secret_value())
+    if weak is not None:
+        fail(weak)
+    return loaded
+
+
 def parse_int(value: str, what: str, *, minimum: int = 0) -> int:
     try:
         number = int(value.strip())
@@ -94,7 +103,7 @@ def api() -> None:
     """Run the HTTP API (granian) on STOCKGATE_HTTP_HOST:STOCKGATE_HTTP_PORT."""
     from stockgate.entrypoints.http.serve import serve
 
-    raise typer.Exit(serve(settings()))
+    raise typer.Exit(serve(production_settings()))
 
 
 @app.command()
@@ -104,7 +113,7 @@ def worker(
     """Run background workers: expiry (stock back on time), maintenance (reconcile), or all."""
     from stockgate.entrypoints.worker.main import run_worker
 
-    raise typer.Exit(run_worker(settings(), role.value))
+    raise typer.Exit(run_worker(production_settings(), role.value))
 
 
 @app.command()

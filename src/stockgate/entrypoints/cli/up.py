@@ -40,7 +40,7 @@ from stockgate.adapters.embedded.stores import embedded_stores
 from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
 from stockgate.adapters.postgres.migrate import upgrade
 from stockgate.bootstrap import StoreUrls, build
-from stockgate.config import Settings
+from stockgate.config import DEV_SECRET_KEY, Settings, weak_secret_key
 from stockgate.domain.errors import DuplicateSku, StoreUnavailable
 from stockgate.domain.product import NewProduct
 from stockgate.services import admins, catalog
@@ -54,6 +54,7 @@ HEALTH_TIMEOUT_SECONDS = 60.0
 POLL_SECONDS = 0.2
 DEMO_ADMIN = "admin"
 DEMO_ADMIN_FILE = "demo-admin.txt"  # in the data dir, 0600: lets a second `up --demo` show it
+SECRET_KEY_FILE = "secret-key"  # in the data dir, 0600: a second `up` keeps buyers' tokens valid
 DEMO_CATALOG = (
     NewProduct(
         sku="DROP-SNEAKER-42",
@@ -81,6 +82,11 @@ DEMO_CATALOG = (
 
 
 def run_up(settings: Settings, *, demo: bool) -> int:
+    key = settings.secret_key.get_secret_value()
+    weak = weak_secret_key(key)
+    if weak is not None and key != DEV_SECRET_KEY:
+        say(f"error: {weak}")  # set, but too short: refused here as `api` would refuse it
+        return EXIT_BAD_SETUP
     busy = busy_port(settings)
     if busy is not None:
         say(busy)
@@ -202,10 +208,30 @@ def child_environment(settings: Settings, urls: StoreUrls) -> dict[str, str]:
             "STOCKGATE_DATABASE_URL": urls.database_url,
             "STOCKGATE_REDIS_URL": urls.redis_url,
             "STOCKGATE_DATA_DIR": str(settings.data_dir.resolve()),
+            "STOCKGATE_SECRET_KEY": secret_key(settings),
             "PYTHONUNBUFFERED": "1",
         }
     )
     return env
+
+
+def secret_key(settings: Settings) -> str:
+    """The configured secret key, or this machine's own random one (kept in the data dir).
+
+    `api` and `worker` refuse the built-in development key, so `up` never hands it on.
+    """
+    key = settings.secret_key.get_secret_value()
+    if weak_secret_key(key) is None:
+        return key
+    saved = settings.data_dir.resolve() / SECRET_KEY_FILE
+    if saved.exists():
+        key = saved.read_text().strip()
+        if weak_secret_key(key) is None:
+            return key
+    key = secrets.token_urlsafe(48)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    _save_private(saved, key)
+    return key
 
 
 @dataclass(slots=True)
