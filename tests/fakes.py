@@ -417,6 +417,9 @@ class FakeUnitOfWork:
     async def commit(self) -> None:
         self.committed = True
 
+    async def lock_stock(self, sku: str) -> None:
+        pass  # the fakes never suspend, so no two units of work interleave: nothing to wait for
+
 
 class FakeUnitOfWorkFactory:
     def __init__(self, db: FakeDatabase) -> None:

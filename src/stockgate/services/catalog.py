@@ -23,10 +23,13 @@ async def add_product(
 ) -> Product:
     async with uow_factory() as uow:
         product = await uow.products.add(new)  # writes the stock_added ledger entry too
+        # Until the gate is loaded: a restock committed after ours but before the load would
+        # find no counter, and the load from our snapshot would leave its units out.
+        await uow.lock_stock(new.sku)
         totals = await uow.products.totals(product.id)
         await uow.commit()
-    if totals is not None:
-        await gate.load(totals)
+        if totals is not None:
+            await gate.load(totals)
     return product
 
 
@@ -35,11 +38,15 @@ async def restock(
 ) -> Product:
     check_stock_amount(quantity, "restock quantity")
     async with uow_factory() as uow:
+        # Held across the commit and the gate call: a product's restocks reach the gate in the
+        # order of their versions. Out of order, the gate would skip the older one as counted
+        # already, and its units would wait for the reconciler.
+        await uow.lock_stock(sku)
         product, version = await uow.products.restock(sku, quantity)
         await uow.commit()
-    # Commit first, then the gate: a crash in between leaves drift the reconciler repairs;
-    # the version makes a late or repeated adjustment a no-op once it has been counted.
-    await gate.add_stock(product.id, quantity, version)
+        # Commit first, then the gate: a crash in between leaves drift the reconciler repairs;
+        # the version makes a late or repeated adjustment a no-op once it has been counted.
+        await gate.add_stock(product.id, quantity, version)
     return product
 
 

@@ -169,6 +169,14 @@ class UnitOfWork(Protocol):
 
     async def commit(self) -> None: ...
 
+    async def lock_stock(self, sku: str) -> None:
+        """Wait for, then hold, the product's stock lock until this unit of work closes.
+
+        Held past commit(), so it also covers a gate call made after the commit: stock changes
+        of one product (and their gate updates) happen one at a time. No product: no lock.
+        """
+        ...
+
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...

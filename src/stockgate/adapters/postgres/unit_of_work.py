@@ -1,10 +1,13 @@
-"""Unit of work: one transaction that rolls back unless commit() ran."""
+"""Unit of work: one transaction that rolls back unless commit() ran, and the product stock
+locks that outlive it until the unit of work closes."""
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import Self
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stockgate.adapters.postgres.database import is_connection_error, is_missing_schema
@@ -12,6 +15,15 @@ from stockgate.adapters.postgres.ledger import PostgresLedger
 from stockgate.adapters.postgres.products import PostgresProducts
 from stockgate.adapters.postgres.reservations import PostgresReservations
 from stockgate.domain.errors import SchemaMissing, StoreUnavailable
+
+# Session-level advisory locks, keyed (namespace, product id): they survive the commit, so a
+# gate call made after it is covered too. Taking the lock through the SKU finds the product
+# (also one this transaction just inserted); ids beyond 2**31 share keys, which only serializes.
+STOCK_LOCK_NAMESPACE = 0x5347534B  # "SGSK"
+LOCK_STOCK = sa.text(
+    "SELECT pg_advisory_lock(:namespace, (id % 2147483648)::int) FROM products WHERE sku = :sku"
+)
+UNLOCK_STOCK = sa.text("SELECT pg_advisory_unlock_all()")
 
 
 class PostgresUnitOfWork:
@@ -22,6 +34,7 @@ class PostgresUnitOfWork:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._connection: AsyncConnection | None = None
+        self._locked = False
 
     async def __aenter__(self) -> Self:
         try:
@@ -46,9 +59,19 @@ class PostgresUnitOfWork:
     ) -> None:
         assert self._connection is not None
         try:
-            if self._connection.in_transaction():
-                await self._connection.rollback()
-            await self._connection.close()
+            try:
+                if self._connection.in_transaction():
+                    await self._connection.rollback()
+                if self._locked:
+                    await self._connection.execute(UNLOCK_STOCK)
+                    await self._connection.rollback()
+            except BaseException:
+                if self._locked:  # the lock may still be held: end the session, which frees it
+                    with contextlib.suppress(Exception):
+                        await self._connection.invalidate()
+                raise
+            finally:
+                await self._connection.close()
         except Exception as close_error:  # the connection died; the pool replaces it
             if exc is None and is_connection_error(close_error):
                 raise StoreUnavailable("postgres") from close_error
@@ -62,6 +85,11 @@ class PostgresUnitOfWork:
     async def commit(self) -> None:
         assert self._connection is not None
         await self._connection.commit()
+
+    async def lock_stock(self, sku: str) -> None:
+        assert self._connection is not None
+        self._locked = True  # before the wait: a cancelled wait may still have taken the lock
+        await self._connection.execute(LOCK_STOCK, {"namespace": STOCK_LOCK_NAMESPACE, "sku": sku})
 
 
 class PostgresUnitOfWorkFactory:
