@@ -140,9 +140,10 @@ class EngineMachine(RuleBasedStateMachine):
                     .where(reservations.c.id == chosen)
                     .values(expires_at=sa.func.now() - sa.text("interval '1 second'"))
                 )
-            return await expire_due(
+            done = await expire_due(
                 uow_factory=self.c.uow_factory, gate=self.c.gate, clock=self.c.clock
             )
+            return done.expired
 
         assert self.run(make_due()) == 1
         del self.active[chosen]
