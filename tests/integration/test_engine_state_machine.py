@@ -120,7 +120,7 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.active)
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
-        chosen = data.draw(st.sampled_from(sorted(self.active)))
+        chosen = data.draw(st.sampled_from(list(self.active)))
         reservation = self.active.pop(chosen)
         self.run(
             release(
@@ -131,7 +131,7 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.active)
     @rule(data=st.data())
     def expire(self, data: st.DataObject) -> None:
-        chosen = data.draw(st.sampled_from(sorted(self.active)))
+        chosen = data.draw(st.sampled_from(list(self.active)))
 
         async def make_due() -> int:
             async with self.c.engine.begin() as connection:
@@ -166,7 +166,7 @@ class EngineMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.active)
     @rule(data=st.data())
     def crash_redis_loses_one_hold(self, data: st.DataObject) -> None:
-        chosen = self.active[data.draw(st.sampled_from(sorted(self.active)))]
+        chosen = self.active[data.draw(st.sampled_from(list(self.active)))]
         line = data.draw(st.sampled_from(chosen.lines))
         self.run(self.c.redis.hdel(self.c.gate._keys.holds(line.product_id), chosen.id.hex))
         self.crashed = True
