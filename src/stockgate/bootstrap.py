@@ -12,7 +12,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.clock import SystemClock
-from stockgate.adapters.metrics import GROUP_COMMIT_BATCH
+from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH
 from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
@@ -83,7 +83,10 @@ async def build(settings: Settings, urls: StoreUrls, *, follow_sold_out: bool = 
     engine = create_engine(urls.database_url, pool_size=settings.db_pool_size)
     redis = redis_client(urls.redis_url)
     gate = RedisStockGate(
-        redis, Keys(settings.redis_prefix), sold_out_ttl=settings.sold_out_cache_seconds
+        redis,
+        Keys(settings.redis_prefix),
+        sold_out_ttl=settings.sold_out_cache_seconds,
+        on_batch=GATE_BATCH.observe,
     )
     if follow_sold_out:
         await gate.start()

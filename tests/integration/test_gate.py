@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+from prometheus_client import REGISTRY
+
 from stockgate.bootstrap import Container
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.ports import GateHold, TakeStatus
@@ -207,3 +209,17 @@ async def test_stop_finishes_gate_calls_already_made(
     await container.gate.stop()  # shutting down must not drop it half-way
     assert taking.done() and taking.result().status is TakeStatus.TAKEN
     assert await available(container, product.id) == 3
+
+
+async def test_pipeline_batch_sizes_are_observed(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(50)
+    metric = "stockgate_gate_pipeline_batch_size"
+    count_before = REGISTRY.get_sample_value(f"{metric}_count") or 0.0
+    sum_before = REGISTRY.get_sample_value(f"{metric}_sum") or 0.0
+    await asyncio.gather(
+        *(container.gate.take(reservation((product.id, 1)), None, "") for _ in range(10))
+    )
+    assert (REGISTRY.get_sample_value(f"{metric}_count") or 0.0) - count_before == 1
+    assert (REGISTRY.get_sample_value(f"{metric}_sum") or 0.0) - sum_before == 10

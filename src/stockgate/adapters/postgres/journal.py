@@ -17,6 +17,7 @@ import msgspec
 import structlog
 
 from stockgate.adapters.postgres.database import asyncpg_url, is_connection_error
+from stockgate.adapters.tick_batches import TickBatches
 from stockgate.domain.errors import StoreUnavailable, WriteOutcomeUnknown
 from stockgate.domain.reservation import Reservation
 
@@ -107,26 +108,17 @@ class GroupCommitJournal:
         self._database_url = asyncpg_url(database_url)
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._max_batch = max_batch
         self._on_batch = on_batch
-        self._pending: list[_Pending] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._batches = TickBatches(self._write, max_batch=max_batch)
 
     async def record(self, reservation: Reservation) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append(_Pending(reservation, future))
-        if len(self._pending) >= self._max_batch:
-            self._flush()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batches.add(_Pending(reservation, future))
         await future
 
     async def drain(self) -> None:
         """Write what is queued, wait for every write in flight, close the pool (shutdown)."""
-        self._flush()  # a record queued for the next tick must not wait forever
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._batches.drain()
         if self._pool is not None:
             await self._pool.close()
 
@@ -140,14 +132,6 @@ class GroupCommitJournal:
                 command_timeout=10,
             )
         return self._pool
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._write(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _write(self, batch: list[_Pending]) -> None:
         held = [pending.reservation for pending in batch]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -22,17 +22,20 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
 
 class RedisStockGate:
-    def __init__(self, redis: Redis, keys: Keys, *, sold_out_ttl: float) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        sold_out_ttl: float,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
         self._redis = redis
         self._keys = keys
         self._scripts = Scripts.read()
-        self._batcher = ScriptBatcher(redis)
+        self._batcher = ScriptBatcher(redis, on_batch=on_batch)
         self._sold_out = SoldOutCache(sold_out_ttl)
         self._follower: asyncio.Task[None] | None = None
-
-    @property
-    def batcher(self) -> ScriptBatcher:
-        return self._batcher
 
     async def start(self) -> None:
         """Follow back-in-stock messages (API nodes; workers do not need the cache)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from hashlib import sha1
 from importlib import resources
@@ -19,10 +19,12 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from stockgate.adapters.tick_batches import TickBatches
 from stockgate.domain.errors import StoreUnavailable
 
 Arg = str | int
 READ_TIMEOUT_SECONDS = 5.0
+MAX_BATCH = 512  # calls per pipeline: bounds one write and the replies read after it
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,35 +64,29 @@ class _Call:
 class ScriptBatcher:
     """Runs scripts; calls made in the same event-loop tick share one pipeline."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        *,
+        max_batch: int = MAX_BATCH,
+        on_batch: Callable[[int], None] = lambda size: None,
+    ) -> None:
         self._redis = redis
-        self._pending: list[_Call] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.batch_sizes: list[int] = []  # read by metrics; cleared by the reader
+        self._batches = TickBatches(self._send, max_batch=max_batch)
+        self._on_batch = on_batch
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        if not self._pending:
-            loop.call_soon(self._flush)
-        self._pending.append(_Call(script, keys, args, future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._batches.add(_Call(script, keys, args, future))
         return await future
 
     async def drain(self) -> None:
-        """Send what is queued and wait for every batch in flight (shutdown)."""
-        while self._pending or self._tasks:
-            self._flush()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _flush(self) -> None:
-        if not self._pending:
-            return  # drained before its scheduled tick
-        batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Wait until every call made is sent and answered (shutdown)."""
+        await self._batches.drain()
 
     async def _send(self, batch: list[_Call], *, reloaded: bool = False) -> None:
+        if not reloaded:
+            self._on_batch(len(batch))
         try:
             results = await self._round_trip(batch)
         except (RedisError, OSError, TimeoutError) as exc:
