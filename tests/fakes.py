@@ -361,15 +361,15 @@ class FakeReservations:
         ]
         return sorted(due, key=lambda r: r.expires_at)[:limit]
 
-    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> ReservationStatus:
         current = self._db.data.reservations.get(reservation_id)
         if current is None:
             now = datetime.now(UTC)
             self._db.data.reservations[reservation_id] = Reservation(
                 reservation_id, customer_id, (), ReservationStatus.VOID, now, now
             )
-            return True
-        return current.status is ReservationStatus.VOID
+            return ReservationStatus.VOID
+        return current.status
 
     async def end(self, reservations: Sequence[Reservation]) -> None:
         for reservation in reservations:

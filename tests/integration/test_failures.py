@@ -27,7 +27,7 @@ from stockgate.domain.errors import (
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.ports import UnitOfWork
 from stockgate.services.reconcile import ReconcileReport, reconcile, reconcile_product
-from stockgate.services.reserve import reserve
+from stockgate.services.reserve import release, reserve
 from tests.conftest import MakeProduct
 
 
@@ -197,6 +197,31 @@ async def test_orphan_gate_hold_is_given_back_by_reconcile(
         await container.journal.record(orphan)
     assert await statuses(container) == {orphan.id: "void"}
     await assert_no_unit_lost_or_oversold(container, product.id)
+
+
+class GiveBackLost:
+    """A gate whose give-back fails (Redis blipped right after the commit)."""
+
+    async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:
+        raise StoreUnavailable("redis")
+
+
+async def test_ended_reservation_whose_give_back_was_lost_is_given_back_by_reconcile(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=5)
+    made = await reserve(request(product.id, 2), container.reserve_deps)
+    with pytest.raises(StoreUnavailable):  # released in PostgreSQL, still held in the gate
+        await release(
+            made.id,
+            made.customer_id,
+            uow_factory=container.uow_factory,
+            gate=GiveBackLost(),  # type: ignore[arg-type]
+        )
+    assert (await run_reconcile(container, fix=False)).leaked == 2
+    await assert_no_unit_lost_or_oversold(container, product.id)
+    assert (await container.gate.available([product.id]))[product.id] == 5
+    assert await statuses(container) == {made.id: "released"}  # the fence changed nothing
 
 
 async def test_reconcile_keeps_a_hold_whose_row_lands_before_the_fence(

@@ -12,7 +12,7 @@ from typing import Protocol, Self
 
 from stockgate.domain.ledger import LedgerEntry
 from stockgate.domain.product import NewProduct, Product
-from stockgate.domain.reservation import Reservation
+from stockgate.domain.reservation import Reservation, ReservationStatus
 
 
 class Clock(Protocol):
@@ -133,8 +133,8 @@ class ReservationRepository(Protocol):
     async def get(self, reservation_id: uuid.UUID) -> Reservation | None: ...
     async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None: ...
     async def claim_due(self, now: datetime, limit: int) -> list[Reservation]: ...
-    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
-        """Fence an id with no row (`void`); True when it is void now, False when it is real."""
+    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> ReservationStatus:
+        """Fence an id with no row (a `void` row); the id's status afterwards."""
         ...
 
     async def end(self, reservations: Sequence[Reservation]) -> None:

@@ -30,6 +30,11 @@ from stockgate.services.ports import (
 # A reservation younger than this may be between its gate call and its commit.
 RESTORE_MIN_AGE = timedelta(seconds=2)
 
+# An orphan hold whose reservation has one of these statuses stays: ACTIVE is a write that
+# landed late; CONVERTED units are sold and must not become available again (their hold is
+# settled by the payments flow, not by giving stock back).
+KEEP_HOLD = frozenset({ReservationStatus.ACTIVE, ReservationStatus.CONVERTED})
+
 
 @dataclass(slots=True)
 class ProductReport:
@@ -155,11 +160,15 @@ async def reconcile_product(
             report.fixes.append("rebuilt")
         return report
     for hold in orphans:
-        if not await _void(hold, uow_factory):
-            continue  # its row landed after all (a slow write): a real reservation
+        status = await _void(hold, uow_factory)
+        if status in KEEP_HOLD:
+            continue
         partial = _single_line(hold, product_id, now)
-        if await gate.give_back(partial, idempotency_key=hold.idempotency_key):
-            report.fixes.append(f"gave back orphan {hold.reservation_id}")
+        # A void request never got its reservation: its buyer's retry must be a fresh attempt.
+        # An ended one keeps its key: a retry answers with the original, as for any repeat.
+        key = hold.idempotency_key if status is ReservationStatus.VOID else None
+        if await gate.give_back(partial, idempotency_key=key):
+            report.fixes.append(f"gave back orphan {hold.reservation_id} ({status})")
     for reservation in missing:
         report.fixes.append(
             await _restore_or_end(reservation, product_id, uow_factory=uow_factory, gate=gate)
@@ -185,12 +194,16 @@ def _compare(state: GateState, totals: ProductTotals) -> ProductReport:
     )
 
 
-async def _void(hold: GateHold, uow_factory: UnitOfWorkFactory) -> bool:
-    """Fence an orphan's id first: a write of it still in flight can then never commit."""
+async def _void(hold: GateHold, uow_factory: UnitOfWorkFactory) -> ReservationStatus:
+    """Fence an orphan's id first: a write of it still in flight can then never commit.
+
+    VOID: it never became durable. RELEASED or EXPIRED: it ended and its give-back was lost.
+    ACTIVE: its row landed after the reconciler looked (a slow write); the hold is right.
+    """
     async with uow_factory() as uow:
-        void = await uow.reservations.void(hold.reservation_id, hold.customer_id)
+        status = await uow.reservations.void(hold.reservation_id, hold.customer_id)
         await uow.commit()
-    return void
+    return status
 
 
 async def _restore_or_end(

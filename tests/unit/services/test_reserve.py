@@ -125,7 +125,7 @@ async def test_repeat_of_a_voided_original_is_in_progress_not_a_reservation(
     first = await world.reserve([(a.id, 1)], buyer, key="k1")
     world.db.data.reservations.clear()  # the original never landed ...
     async with world.uow_factory() as uow:  # ... and the reconciler is voiding it
-        assert await uow.reservations.void(first.id, buyer)
+        assert await uow.reservations.void(first.id, buyer) is ReservationStatus.VOID
         await uow.commit()
     with pytest.raises(RequestInProgress):
         await world.reserve([(a.id, 1)], buyer, key="k1")

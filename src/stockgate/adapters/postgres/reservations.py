@@ -43,7 +43,7 @@ class PostgresReservations:
             return []
         return await self._load(reservations.c.id.in_(ids), for_update=False)
 
-    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> bool:
+    async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> ReservationStatus:
         # Waits for an insert of the same id still in flight (the unique index): if it
         # commits, the id conflicts and is real; if not, the void row makes it impossible.
         fenced = await self._connection.execute(
@@ -60,12 +60,15 @@ class PostgresReservations:
             .returning(reservations.c.id)
         )
         if fenced.first() is not None:
-            return True
-        # A new statement, a new snapshot: it sees the row the insert above conflicted with.
-        status = await self._connection.scalar(
-            sa.select(reservations.c.status).where(reservations.c.id == reservation_id)
-        )
-        return status == ReservationStatus.VOID
+            return ReservationStatus.VOID
+        # A new statement, a new snapshot (READ COMMITTED): it sees the row the insert above
+        # conflicted with.
+        status: str = (
+            await self._connection.execute(
+                sa.select(reservations.c.status).where(reservations.c.id == reservation_id)
+            )
+        ).scalar_one()
+        return ReservationStatus(status)
 
     async def end(self, ended: Sequence[Reservation]) -> None:
         if not ended:
