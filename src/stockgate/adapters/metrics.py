@@ -38,5 +38,5 @@ GROUP_COMMIT_BATCH = Histogram(
 GATE_BATCH = Histogram(
     "stockgate_gate_pipeline_batch_size",
     "Gate script calls sent per Redis pipeline.",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )

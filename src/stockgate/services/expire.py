@@ -56,7 +56,13 @@ class PendingGiveBacks:
     async def retry(self, gate: StockGate) -> tuple[int, list[StoreUnavailable]]:
         """Give back every waiting reservation; returns how many went back, and the failures."""
         waiting = list(self._waiting.values())
-        failures = await _give_back(waiting, gate)
+        try:
+            failures = await _give_back(waiting, gate)
+        except Exception:
+            # A bug, not an outage: retrying it would stop expiry every round. The reconciler
+            # gives these back (their reservations are expired in PostgreSQL).
+            self._waiting.clear()
+            raise
         for reservation in waiting:
             if reservation.id not in failures:
                 del self._waiting[reservation.id]

@@ -41,9 +41,10 @@ ORIGINAL_WAIT_SECONDS = 2.0
 class UnknownProducts:
     """Product ids PostgreSQL just said do not exist, remembered briefly by this node.
 
-    Without it every request naming a made-up id costs a database query: a cheap flood. It
-    can only ever refuse ids the gate has no counter for, and a new product gets its counter
-    when it is added, so remembering an id for a moment never refuses a real product.
+    Without it every request naming a made-up id costs a database query. Repeats of an id cost
+    none now (distinct made-up ids still cost one each; the rate limit bounds those). It can
+    only ever refuse ids the gate has no counter for, and a new product gets its counter when
+    it is added, so remembering an id for a moment never refuses a real product.
     """
 
     def __init__(self, ttl_seconds: float = 2.0, max_size: int = 10_000) -> None:

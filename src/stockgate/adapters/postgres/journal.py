@@ -65,6 +65,8 @@ RETURNING id
 
 DURABLE = "SELECT id FROM reservations WHERE id = ANY($1::uuid[]) AND status <> 'void'"
 
+ACQUIRE_TIMEOUT_SECONDS = 5.0
+
 
 class _Line(msgspec.Struct):
     product_id: int
@@ -138,11 +140,16 @@ class GroupCommitJournal:
         sent = False
         try:
             pool = await self._connections()
-            async with pool.acquire() as connection:
+            # Bounded: a batch may not wait out the reconcile grace before it is even sent.
+            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
                 sent = True
                 # One statement is one implicit transaction and one round trip.
                 batch_json = _encode([_row(r) for r in held]).decode()
                 rows = await connection.fetch(INSERT_BATCH, batch_json)
+                written = {row[0] for row in rows}
+                if len(written) < len(held):  # voided first, surely? Ask, it is rare and cheap.
+                    missing = [r.id for r in held if r.id not in written]
+                    written |= {row[0] for row in await connection.fetch(DURABLE, missing)}
         except Exception as exc:
             if not is_connection_error(exc):
                 log.error("journal.write_failed", batch=len(batch), error=repr(exc))
@@ -152,14 +159,14 @@ class GroupCommitJournal:
             self._settle(batch, durable, exc)
             return
         self._on_batch(len(batch))
-        self._settle(batch, {row[0] for row in rows}, None)
+        self._settle(batch, written, None)
 
     async def _fence(self, held: list[Reservation]) -> set[uuid.UUID] | None:
         """Void what did not land, so it never will; the ids that are durable, None: unknown."""
         ids = [r.id for r in held]
         try:
             pool = await self._connections()
-            async with pool.acquire() as connection:
+            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
                 await connection.execute(VOID_BATCH, ids, [r.customer_id for r in held])
                 rows = await connection.fetch(DURABLE, ids)
         except Exception as exc:

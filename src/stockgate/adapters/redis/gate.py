@@ -167,7 +167,7 @@ class RedisStockGate:
             raise StoreUnavailable("redis") from exc
         holds = {}
         for reservation_hex, record in records.items():
-            customer_hex, quantity, taken_ms, *key = _text(record).split(" ")
+            customer_hex, quantity, taken_ms, *key = _text(record).split(" ", 3)
             reservation_id = uuid.UUID(hex=_text(reservation_hex))
             holds[reservation_id] = GateHold(
                 reservation_id,

@@ -420,5 +420,6 @@ async def _demo_admin(settings: Settings, users: PostgresAdminUsers) -> None:
 
 def _save_private(path: Path, text: str) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # O_CREAT's mode applies only to a new file
     with os.fdopen(descriptor, "w") as file:
         file.write(text + "\n")

@@ -28,6 +28,7 @@ from stockgate.services.expire import ExpiryRound, PendingGiveBacks, expire_due
 from stockgate.services.reconcile import reconcile
 
 log = structlog.get_logger(__name__)
+SHUTDOWN_GRACE_SECONDS = 10.0  # for a round in progress to finish when asked to stop
 EXPIRY_BATCH = 500
 
 
@@ -56,7 +57,11 @@ async def _main(settings: Settings, role: str) -> None:
     tasks = [loop.create_task(run(container, stop)) for run in loops]
     await stop.wait()
     log.info("worker.stopping", role=role)
-    for task in tasks:
+    # The loops see `stop` and end after their round: cancelling an expiry round between its
+    # commit and its give-back would leave the units to the reconciler. Only a hung one is cut.
+    _, hung = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+    for task in hung:
+        log.warning("worker.round_cut_at_shutdown", task=task.get_name())
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     await container.close()
