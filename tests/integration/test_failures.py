@@ -337,3 +337,18 @@ async def test_write_cut_off_after_sending_is_settled_by_the_fence(
         await other.close()
     expected = "active" if other_writer_commits else "void"
     assert await statuses(container) == {reservation.id: expected}
+
+
+async def test_one_products_bad_record_does_not_stop_the_others_repair(
+    container: Container, make_product: MakeProduct
+) -> None:
+    broken, fine = await make_product(stock=5), await make_product(stock=5)
+    holds_key = container.gate._keys.holds(broken.id)
+    await container.redis.hset(holds_key, "not-a-reservation-id", "garbage")  # type: ignore[misc]
+    orphan = Reservation.new(request(fine.id, 2), now=container.clock.now(), hold_seconds=600)
+    await container.gate.take(orphan, None, "")  # never journaled
+    report = await run_reconcile(container, fix=True)
+    by_id = {p.product_id: p for p in report.products}
+    assert by_id[broken.id].error is not None and by_id[broken.id].drift
+    assert by_id[fine.id].fixes == [f"gave back orphan {orphan.id} (void)"]
+    assert (await container.gate.available([fine.id]))[fine.id] == 5

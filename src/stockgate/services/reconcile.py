@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from stockgate.domain.errors import StoreUnavailable
+from stockgate.domain.product import Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.services.ports import (
     Clock,
@@ -49,6 +51,7 @@ class ProductReport:
     orphan_holds: int = 0  # in Redis only, past the grace period
     missing_holds: int = 0  # in PostgreSQL only
     fixes: list[str] = field(default_factory=list)
+    error: str | None = None  # this product could not be compared (e.g. a malformed record)
 
     @property
     def expected_available(self) -> int:
@@ -73,7 +76,7 @@ class ProductReport:
 
     @property
     def drift(self) -> bool:
-        return bool(self.leaked or self.oversold or not self.ledger_ok)
+        return bool(self.leaked or self.oversold or not self.ledger_ok or self.error)
 
 
 @dataclass(slots=True)
@@ -107,20 +110,39 @@ async def reconcile(
     fix: bool,
 ) -> ReconcileReport:
     async with uow_factory() as uow:
-        product_ids = [p.id for p in await uow.products.list()]
+        products = await uow.products.list()
     reports = []
-    for product_id in product_ids:
-        report = await reconcile_product(
-            product_id,
-            uow_factory=uow_factory,
-            gate=gate,
-            clock=clock,
-            grace_seconds=grace_seconds,
-            fix=fix,
-        )
+    for product in products:
+        try:
+            report = await reconcile_product(
+                product.id,
+                uow_factory=uow_factory,
+                gate=gate,
+                clock=clock,
+                grace_seconds=grace_seconds,
+                fix=fix,
+            )
+        except StoreUnavailable:
+            raise  # nothing can be compared: the whole pass fails
+        except Exception as exc:  # one product's bad data must not stop the others' repair
+            report = _failed(product, exc)
         if report is not None:
             reports.append(report)
     return ReconcileReport(reports, fixed=fix)
+
+
+def _failed(product: Product, exc: Exception) -> ProductReport:
+    return ProductReport(
+        product_id=product.id,
+        sku=product.sku,
+        stock=product.stock,
+        sold=0,
+        held=0,
+        gate_available=None,
+        gate_held=0,
+        ledger_ok=True,  # not known; `error` marks the product as drifting
+        error=f"{type(exc).__name__}: {exc}",
+    )
 
 
 async def reconcile_product(

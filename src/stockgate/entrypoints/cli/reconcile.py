@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from stockgate.bootstrap import Container
@@ -63,6 +64,7 @@ def _as_json(found: ReconcileReport, remaining: ReconcileReport) -> dict[str, ob
                 "oversold": p.oversold,
                 "drift": p.drift,
                 "fixes": p.fixes,
+                "error": p.error,
             }
             for p in found.products
         ],
@@ -97,7 +99,7 @@ def _print(found: ReconcileReport, remaining: ReconcileReport) -> None:
             "ok" if p.ledger_ok else "MISMATCH",
             str(p.leaked),
             str(p.oversold),
-            "; ".join(p.fixes) or "-",
+            f"[red]{escape(p.error)}[/]" if p.error else "; ".join(p.fixes) or "-",
         )
     console.print(table)
     if remaining.drift_found:

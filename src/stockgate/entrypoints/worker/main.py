@@ -135,6 +135,12 @@ async def maintenance_loop(container: Container, stop: asyncio.Event) -> None:
             metrics.RECONCILE_DRIFT_FOUND.inc(report.drift_found)
             metrics.RECONCILE_DRIFT_FIXED.inc(report.drift_fixed)
             for product in report.products:
+                if product.error:
+                    log.error(
+                        "reconcile.product_failed",
+                        product_id=product.product_id,
+                        error=product.error,
+                    )
                 if product.fixes:
                     log.warning(
                         "reconcile.fixed", product_id=product.product_id, fixes=product.fixes
