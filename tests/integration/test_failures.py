@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from stockgate.adapters.clock import SystemClock
+from stockgate.adapters.postgres import journal as journal_module
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import (
@@ -352,3 +353,26 @@ async def test_one_products_bad_record_does_not_stop_the_others_repair(
     assert by_id[broken.id].error is not None and by_id[broken.id].drift
     assert by_id[fine.id].fixes == [f"gave back orphan {orphan.id} (void)"]
     assert (await container.gate.available([fine.id]))[fine.id] == 5
+
+
+async def test_a_batch_waits_for_a_connection_only_so_long(
+    container: Container,
+    make_product: MakeProduct,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(journal_module, "ACQUIRE_TIMEOUT_SECONDS", 0.2)
+    product = await make_product(stock=5)
+    journal = GroupCommitJournal(database_url, pool_size=1, max_batch=64)
+    pool = await journal._connections()
+    busy = await pool.acquire()  # the journal's only connection, taken by a stuck writer
+    try:
+        now = container.clock.now()
+        reservation = Reservation.new(request(product.id), now=now, hold_seconds=60)
+        with pytest.raises(StoreUnavailable) as failed:
+            await journal.record(reservation)
+        assert not isinstance(failed.value, WriteOutcomeUnknown)  # never sent: surely not written
+    finally:
+        await pool.release(busy)
+        await journal.drain()
+    assert await statuses(container) == {}

@@ -7,8 +7,9 @@ requests share a transaction, so PostgreSQL keeps pace with the gate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -139,9 +140,7 @@ class GroupCommitJournal:
         held = [pending.reservation for pending in batch]
         sent = False
         try:
-            pool = await self._connections()
-            # Bounded: a batch may not wait out the reconcile grace before it is even sent.
-            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+            async with self._connection() as connection:
                 sent = True
                 # One statement is one implicit transaction and one round trip.
                 batch_json = _encode([_row(r) for r in held]).decode()
@@ -165,14 +164,27 @@ class GroupCommitJournal:
         """Void what did not land, so it never will; the ids that are durable, None: unknown."""
         ids = [r.id for r in held]
         try:
-            pool = await self._connections()
-            async with pool.acquire(timeout=ACQUIRE_TIMEOUT_SECONDS) as connection:
+            async with self._connection() as connection:
                 await connection.execute(VOID_BATCH, ids, [r.customer_id for r in held])
                 rows = await connection.fetch(DURABLE, ids)
         except Exception as exc:
             log.warning("journal.outcome_unknown", batch=len(held), error=type(exc).__name__)
             return None
         return {row[0] for row in rows}
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection, waited for at most ACQUIRE_TIMEOUT_SECONDS: a batch may not
+        wait out the reconcile grace before it is even sent. (asyncio.timeout, because
+        asyncpg's own acquire timeout runs the wait, and later the release, in extra tasks.)
+        """
+        pool = await self._connections()
+        async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
+            connection = await pool.acquire()
+        try:
+            yield connection
+        finally:
+            await pool.release(connection)
 
     def _settle(
         self, batch: list[_Pending], durable: set[uuid.UUID] | None, exc: BaseException | None
