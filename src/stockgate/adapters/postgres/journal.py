@@ -111,6 +111,7 @@ class GroupCommitJournal:
         self._database_url = asyncpg_url(database_url)
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
+        self._pool_created = asyncio.Lock()  # two first batches must not make two pools
         self._on_batch = on_batch
         self._batches = TickBatches(self._write, max_batch=max_batch)
 
@@ -127,13 +128,15 @@ class GroupCommitJournal:
 
     async def _connections(self) -> asyncpg.Pool:
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(
-                self._database_url,
-                min_size=0,
-                max_size=self._pool_size,
-                timeout=5,
-                command_timeout=10,
-            )
+            async with self._pool_created:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self._database_url,
+                        min_size=0,
+                        max_size=self._pool_size,
+                        timeout=5,
+                        command_timeout=10,
+                    )
         return self._pool
 
     async def _write(self, batch: list[_Pending]) -> None:
