@@ -136,6 +136,7 @@ class GroupCommitJournal:
                         max_size=self._pool_size,
                         timeout=5,
                         command_timeout=10,
+                        reset=_nothing_to_reset,
                     )
         return self._pool
 
@@ -152,16 +153,21 @@ class GroupCommitJournal:
                 if len(written) < len(held):  # voided first, surely? Ask, it is rare and cheap.
                     missing = [r.id for r in held if r.id not in written]
                     written |= {row[0] for row in await connection.fetch(DURABLE, missing)}
+                # Answer now: the rows are committed, and handing the connection back to the
+                # pool must not delay anyone's 201.
+                self._on_batch(len(batch))
+                self._settle(batch, written, None)
         except Exception as exc:
+            if all(pending.future.done() for pending in batch):
+                # Failed handing the connection back, after every answer: nothing to settle,
+                # and the pool replaces a broken connection by itself.
+                return
             if not is_connection_error(exc):
                 log.error("journal.write_failed", batch=len(batch), error=repr(exc))
             # Failed before the statement was sent: certainly not written. Failed after: the
             # commit may have happened with only its answer lost, so settle it with the fence.
             durable = await self._fence(held) if sent else set()
             self._settle(batch, durable, exc)
-            return
-        self._on_batch(len(batch))
-        self._settle(batch, written, None)
 
     async def _fence(self, held: list[Reservation]) -> set[uuid.UUID] | None:
         """Void what did not land, so it never will; the ids that are durable, None: unknown."""
@@ -179,7 +185,7 @@ class GroupCommitJournal:
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection, waited for at most ACQUIRE_TIMEOUT_SECONDS: a batch may not
         wait out the reconcile grace before it is even sent. (asyncio.timeout, because
-        asyncpg's own acquire timeout runs the wait, and later the release, in extra tasks.)
+        asyncpg's own acquire timeout runs the wait in a task of its own.)
         """
         pool = await self._connections()
         async with asyncio.timeout(ACQUIRE_TIMEOUT_SECONDS):
@@ -209,6 +215,12 @@ class GroupCommitJournal:
                 error = StoreUnavailable("postgres")
             error.__cause__ = exc
             pending.future.set_exception(error)
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """The journal runs single autocommit statements and leaves no session state behind, so
+    asyncpg's default reset on release (unlock, close cursors, unlisten, RESET ALL) would be a
+    database round trip per batch for nothing."""
 
 
 def _row(reservation: Reservation) -> _Row:
