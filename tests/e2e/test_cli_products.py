@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 
+from redis import Redis
+
+from stockgate.adapters.redis.keys import Keys
 from tests.e2e.api_process import STOCKGATE
 
 
@@ -99,3 +102,28 @@ def test_bad_setting_is_named(stockgate_env: dict[str, str]) -> None:
     result = cli({**stockgate_env, "STOCKGATE_HTTP_PORT": "http"}, "products", "list")
     assert result.returncode == 2
     assert "STOCKGATE_HTTP_PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_reconcile_reports_a_damaged_product_and_repairs_the_rest(
+    stockgate_env: dict[str, str],
+) -> None:
+    for sku in ("GOOD-1", "BAD-1"):
+        added = cli(stockgate_env, *ADD, "--sku", sku, "--price-cents", "100", "--stock", "5")
+        assert added.returncode == 0, added.stderr
+    ids = {row["sku"]: row["id"] for row in products(stockgate_env)}
+    redis = Redis.from_url(stockgate_env["STOCKGATE_REDIS_URL"])
+    keys = Keys(stockgate_env["STOCKGATE_REDIS_PREFIX"])
+    try:
+        redis.delete(keys.holds(int(str(ids["BAD-1"]))))
+        redis.set(keys.holds(int(str(ids["BAD-1"]))), "oops")  # WRONGTYPE from now on
+        redis.hset(keys.stock(int(str(ids["GOOD-1"]))), "available", 2)  # drifted
+    finally:
+        redis.close()
+    fixed = cli(stockgate_env, "reconcile", "--fix", "--json")
+    assert fixed.returncode == 1, fixed.stderr  # drift remains: the damaged product
+    report = json.loads(fixed.stdout)
+    by_sku = {p["sku"]: p for p in report["products"]}
+    assert "WRONGTYPE" in by_sku["BAD-1"]["error"] and "stock" not in by_sku["BAD-1"]
+    assert by_sku["GOOD-1"]["error"] is None and by_sku["GOOD-1"]["fixes"]
+    (good,) = [p for p in products(stockgate_env) if p["sku"] == "GOOD-1"]
+    assert good["available"] == 5

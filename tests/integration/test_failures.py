@@ -340,12 +340,17 @@ async def test_write_cut_off_after_sending_is_settled_by_the_fence(
     assert await statuses(container) == {reservation.id: expected}
 
 
-async def test_one_products_bad_record_does_not_stop_the_others_repair(
-    container: Container, make_product: MakeProduct
+@pytest.mark.parametrize("damage", ["unparsable hold record", "key of the wrong type"])
+async def test_one_products_bad_data_does_not_stop_the_others_repair(
+    container: Container, make_product: MakeProduct, damage: str
 ) -> None:
     broken, fine = await make_product(stock=5), await make_product(stock=5)
     holds_key = container.gate._keys.holds(broken.id)
-    await container.redis.hset(holds_key, "not-a-reservation-id", "garbage")  # type: ignore[misc]
+    if damage == "key of the wrong type":  # Redis itself refuses: WRONGTYPE
+        await container.redis.delete(holds_key)
+        await container.redis.set(holds_key, "oops")
+    else:
+        await container.redis.hset(holds_key, "not-a-reservation-id", "garbage")  # type: ignore[misc]
     orphan = Reservation.new(request(fine.id, 2), now=container.clock.now(), hold_seconds=600)
     await container.gate.take(orphan, None, "")  # never journaled
     report = await run_reconcile(container, fix=True)
@@ -370,7 +375,8 @@ async def test_a_batch_waits_for_a_connection_only_so_long(
         now = container.clock.now()
         reservation = Reservation.new(request(product.id), now=now, hold_seconds=60)
         with pytest.raises(StoreUnavailable) as failed:
-            await journal.record(reservation)
+            async with asyncio.timeout(5):  # a wait without bound would fail here, not hang
+                await journal.record(reservation)
         assert not isinstance(failed.value, WriteOutcomeUnknown)  # never sent: surely not written
     finally:
         await pool.release(busy)

@@ -136,6 +136,15 @@ class WriteOutcomeUnknown(StoreUnavailable):
         super().__init__("postgres", "postgres failed mid-write; the reservation may not exist")
 
 
+class CorruptGateData(StoreUnavailable):
+    """Redis answers, but a key of the gate holds what stockgate did not write (WRONGTYPE, a
+    script error). Buyers see 503 like an outage; the reconciler reports the product and goes
+    on with the others instead of failing the whole pass."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("redis", f"the stock gate's data is damaged: {detail}")
+
+
 class SchemaMissing(StoreUnavailable):
     """PostgreSQL answers but has no stockgate tables: migrations have not run."""
 

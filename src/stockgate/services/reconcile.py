@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from stockgate.domain.errors import StoreUnavailable
+from stockgate.domain.errors import CorruptGateData, StoreUnavailable
 from stockgate.domain.product import Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.services.ports import (
@@ -122,9 +122,11 @@ async def reconcile(
                 grace_seconds=grace_seconds,
                 fix=fix,
             )
+        except CorruptGateData as exc:  # one product's bad data must not stop the others'
+            report = _failed(product, exc)
         except StoreUnavailable:
-            raise  # nothing can be compared: the whole pass fails
-        except Exception as exc:  # one product's bad data must not stop the others' repair
+            raise  # an outage: nothing can be compared, the whole pass fails
+        except Exception as exc:  # e.g. a hold record stockgate cannot parse
             report = _failed(product, exc)
         if report is not None:
             reports.append(report)

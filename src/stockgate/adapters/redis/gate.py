@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from stockgate.adapters.redis.keys import Keys
-from stockgate.adapters.redis.scripts import Arg, ScriptBatcher, Scripts
+from stockgate.adapters.redis.scripts import Arg, ScriptBatcher, Scripts, redis_error
 from stockgate.adapters.redis.sold_out import SoldOutCache
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
@@ -164,7 +164,7 @@ class RedisStockGate:
                 pipe.hgetall(holds_key)
                 stock, records = await pipe.execute()
         except (RedisError, OSError) as exc:
-            raise StoreUnavailable("redis") from exc
+            raise redis_error(exc) from exc
         holds = {}
         for reservation_hex, record in records.items():
             customer_hex, quantity, taken_ms, *key = _text(record).split(" ", 3)

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from stockgate.adapters.tick_batches import TickBatches
-from stockgate.domain.errors import StoreUnavailable
+from stockgate.domain.errors import CorruptGateData, StoreUnavailable
 
 Arg = str | int
 READ_TIMEOUT_SECONDS = 5.0
@@ -153,6 +153,17 @@ def _command(*args: bytes | str | int) -> bytes:
 def _fail(calls: list[_Call], exc: BaseException) -> None:
     for call in calls:
         if not call.future.done():
-            error = StoreUnavailable("redis", f"redis failed: {type(exc).__name__}")
+            error = redis_error(exc)
             error.__cause__ = exc
             call.future.set_exception(error)
+
+
+def redis_error(exc: BaseException) -> StoreUnavailable:
+    """What a Redis failure means to the caller: an outage, or damaged data.
+
+    A plain error reply (WRONGTYPE, a failing script) is about the keys; its subclasses
+    (READONLY, OOM, TRYAGAIN, MOVED, cluster down, ...) and connection errors are outages.
+    """
+    if type(exc) is ResponseError:
+        return CorruptGateData(str(exc))
+    return StoreUnavailable("redis", f"redis failed: {type(exc).__name__}")

@@ -11,7 +11,7 @@ from rich.table import Table
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
 from stockgate.entrypoints.cli.catalog import with_container
-from stockgate.services.reconcile import ReconcileReport, reconcile
+from stockgate.services.reconcile import ProductReport, ReconcileReport, reconcile
 
 
 async def reconcile_command(settings: Settings, *, fix: bool, as_json: bool) -> int:
@@ -47,27 +47,30 @@ def _as_json(found: ReconcileReport, remaining: ReconcileReport) -> dict[str, ob
         "drift_remaining": remaining.drift_found,
         "leaked": remaining.leaked,
         "oversold": remaining.oversold,
-        "products": [
-            {
-                "product_id": p.product_id,
-                "sku": p.sku,
-                "stock": p.stock,
-                "sold": p.sold,
-                "held": p.held,
-                "expected_available": p.expected_available,
-                "gate_available": p.gate_available,
-                "gate_held": p.gate_held,
-                "orphan_holds": p.orphan_holds,
-                "missing_holds": p.missing_holds,
-                "ledger_ok": p.ledger_ok,
-                "leaked": p.leaked,
-                "oversold": p.oversold,
-                "drift": p.drift,
-                "fixes": p.fixes,
-                "error": p.error,
-            }
-            for p in found.products
-        ],
+        "products": [_product_json(p) for p in found.products],
+    }
+
+
+def _product_json(p: ProductReport) -> dict[str, object]:
+    if p.error:  # nothing could be read: no figures rather than made-up ones
+        return {"product_id": p.product_id, "sku": p.sku, "drift": True, "error": p.error}
+    return {
+        "product_id": p.product_id,
+        "sku": p.sku,
+        "stock": p.stock,
+        "sold": p.sold,
+        "held": p.held,
+        "expected_available": p.expected_available,
+        "gate_available": p.gate_available,
+        "gate_held": p.gate_held,
+        "orphan_holds": p.orphan_holds,
+        "missing_holds": p.missing_holds,
+        "ledger_ok": p.ledger_ok,
+        "leaked": p.leaked,
+        "oversold": p.oversold,
+        "drift": p.drift,
+        "fixes": p.fixes,
+        "error": None,
     }
 
 

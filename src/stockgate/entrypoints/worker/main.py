@@ -28,7 +28,9 @@ from stockgate.services.expire import ExpiryRound, PendingGiveBacks, expire_due
 from stockgate.services.reconcile import reconcile
 
 log = structlog.get_logger(__name__)
-SHUTDOWN_GRACE_SECONDS = 10.0  # for a round in progress to finish when asked to stop
+# For a round in progress to finish when asked to stop; below `stockgate up`'s 10 s before
+# SIGKILL, and what a supervisor's stop timeout must exceed.
+SHUTDOWN_GRACE_SECONDS = 5.0
 EXPIRY_BATCH = 500
 
 
@@ -54,7 +56,7 @@ async def _main(settings: Settings, role: str) -> None:
     if role in ("maintenance", "all"):
         loops.append(maintenance_loop)
     log.info("worker.started", role=role)
-    tasks = [loop.create_task(run(container, stop)) for run in loops]
+    tasks = [loop.create_task(run(container, stop), name=run.__name__) for run in loops]
     await stop.wait()
     log.info("worker.stopping", role=role)
     # The loops see `stop` and end after their round: cancelling an expiry round between its
