@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from dataclasses import dataclass, field
 from typing import TypeGuard
@@ -25,6 +24,7 @@ from stockgate.domain.reservation import (
     check_lines,
 )
 from stockgate.services.catalog import ensure_loaded
+from stockgate.services.expiring_ids import ExpiringIds
 from stockgate.services.ports import (
     Clock,
     ReservationJournal,
@@ -38,7 +38,7 @@ from stockgate.services.ports import (
 ORIGINAL_WAIT_SECONDS = 2.0
 
 
-class UnknownProducts:
+class UnknownProducts(ExpiringIds):
     """Product ids PostgreSQL just said do not exist, remembered briefly by this node.
 
     Without it every request naming a made-up id costs a database query. Repeats of an id cost
@@ -47,24 +47,8 @@ class UnknownProducts:
     it is added, so remembering an id for a moment never refuses a real product.
     """
 
-    def __init__(self, ttl_seconds: float = 2.0, max_size: int = 10_000) -> None:
-        self._ttl = ttl_seconds
-        self._max_size = max_size
-        self._until: dict[int, float] = {}
-
-    def __contains__(self, product_id: int) -> bool:
-        until = self._until.get(product_id)
-        if until is None:
-            return False
-        if until > time.monotonic():
-            return True
-        del self._until[product_id]
-        return False
-
-    def remember(self, product_id: int) -> None:
-        if len(self._until) >= self._max_size:
-            self._until.clear()  # a flood of distinct ids: start over rather than grow
-        self._until[product_id] = time.monotonic() + self._ttl
+    def __init__(self) -> None:
+        super().__init__(ttl=2.0, max_size=10_000)
 
 
 @dataclass(frozen=True, slots=True)

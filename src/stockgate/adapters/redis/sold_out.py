@@ -7,39 +7,17 @@ product is back in stock. It only ever refuses a request, so it can never cause 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from stockgate.services.expiring_ids import ExpiringIds
+
 log = structlog.get_logger(__name__)
 
 
-class SoldOutCache:
-    def __init__(self, ttl: float) -> None:
-        self._ttl = ttl
-        self._until: dict[int, float] = {}
-
-    def remember(self, product_id: int) -> None:
-        if self._ttl > 0:
-            self._until[product_id] = time.monotonic() + self._ttl
-
-    def forget(self, product_id: int) -> None:
-        self._until.pop(product_id, None)
-
-    def clear(self) -> None:
-        self._until.clear()
-
-    def __contains__(self, product_id: int) -> bool:
-        until = self._until.get(product_id)
-        if until is None:
-            return False
-        if time.monotonic() < until:
-            return True
-        del self._until[product_id]
-        return False
-
+class SoldOutCache(ExpiringIds):
     async def follow(self, redis: Redis, channel: str) -> None:
         """Drop entries when stock comes back anywhere; runs until cancelled."""
         while True:
