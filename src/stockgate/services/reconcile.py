@@ -122,11 +122,11 @@ async def reconcile(
                 grace_seconds=grace_seconds,
                 fix=fix,
             )
-        except CorruptGateData as exc:  # one product's bad data must not stop the others'
-            report = _failed(product, exc)
-        except StoreUnavailable:
-            raise  # an outage: nothing can be compared, the whole pass fails
-        except Exception as exc:  # e.g. a hold record stockgate cannot parse
+        except Exception as exc:
+            if isinstance(exc, StoreUnavailable) and not isinstance(exc, CorruptGateData):
+                raise  # an outage: nothing can be compared, the whole pass fails
+            # One product's bad data (damaged keys, a record stockgate cannot parse) must not
+            # stop the others' repair.
             report = _failed(product, exc)
         if report is not None:
             reports.append(report)
