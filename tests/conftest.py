@@ -34,6 +34,8 @@ from stockgate.bootstrap import Container, StoreUrls, build
 from stockgate.config import Settings
 from stockgate.domain.product import NewProduct, Product
 from stockgate.services.catalog import add_product
+from stockgate.services.ports import StockGate
+from stockgate.services.reconcile import ReconcileReport, reconcile
 
 T = TypeVar("T")
 
@@ -260,6 +262,17 @@ async def container(settings: Settings, store_urls: StoreUrls) -> AsyncIterator[
         yield built
     finally:
         await built.close()
+
+
+async def drift(container: Container, gate: StockGate | None = None) -> ReconcileReport:
+    """What the reconciler finds now, repairing nothing (the default 30 s grace)."""
+    return await reconcile(
+        uow_factory=container.uow_factory,
+        gate=gate or container.gate,
+        clock=container.clock,
+        grace_seconds=30,
+        fix=False,
+    )
 
 
 @pytest.fixture

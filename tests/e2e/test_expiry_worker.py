@@ -12,9 +12,8 @@ from datetime import UTC, datetime, timedelta
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
 from stockgate.domain.reservation import ReservationLine, ReserveRequest
-from stockgate.services.reconcile import reconcile
 from stockgate.services.reserve import reserve
-from tests.conftest import MakeProduct
+from tests.conftest import MakeProduct, drift
 from tests.e2e.api_process import STOCKGATE
 from tests.e2e.conftest import env_for
 
@@ -55,12 +54,6 @@ async def test_two_expiry_workers_return_stock_within_a_second_exactly_once(
             worker.terminate()
         for worker in workers:
             assert worker.wait(10) == 0  # SIGTERM is a clean stop
-    report = await reconcile(
-        uow_factory=module_container.uow_factory,
-        gate=module_container.gate,
-        clock=module_container.clock,
-        grace_seconds=30,
-        fix=False,
-    )
+    report = await drift(module_container)
     (mine,) = [p for p in report.products if p.product_id == product.id]
     assert mine.held == 0 and mine.leaked == 0 and mine.oversold == 0 and mine.ledger_ok

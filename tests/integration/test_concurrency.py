@@ -14,9 +14,8 @@ import sqlalchemy as sa
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import LimitExceeded, SoldOut, StockgateError
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
-from stockgate.services.reconcile import reconcile
 from stockgate.services.reserve import reserve
-from tests.conftest import MakeProduct
+from tests.conftest import MakeProduct, drift
 
 
 async def burst(
@@ -47,13 +46,7 @@ async def held_in_postgres(container: Container, product_id: int) -> tuple[int, 
 
 
 async def assert_consistent(container: Container) -> None:
-    report = await reconcile(
-        uow_factory=container.uow_factory,
-        gate=container.gate,
-        clock=container.clock,
-        grace_seconds=30,
-        fix=False,
-    )
+    report = await drift(container)
     for product in report.products:
         assert (product.leaked, product.oversold, product.ledger_ok) == (0, 0, True), product
 

@@ -15,9 +15,8 @@ from stockgate.bootstrap import Container
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.entrypoints.worker.main import expiry_loop
-from stockgate.services.reconcile import reconcile
 from stockgate.services.reserve import reserve
-from tests.conftest import MakeProduct
+from tests.conftest import MakeProduct, drift
 
 
 async def test_worker_gives_back_on_its_next_round_after_a_failed_give_back(
@@ -60,13 +59,7 @@ async def test_worker_gives_back_on_its_next_round_after_a_failed_give_back(
     async with container.uow_factory() as uow:
         stored = await uow.reservations.get(held.id)
     assert stored is not None and stored.status == "expired"
-    report = await reconcile(
-        uow_factory=container.uow_factory,
-        gate=gate,
-        clock=container.clock,
-        grace_seconds=30,
-        fix=False,
-    )
+    report = await drift(container, gate)
     (mine,) = report.products
     assert (mine.held, mine.leaked, mine.oversold, mine.ledger_ok) == (0, 0, 0, True)
     assert (await gate.available([product.id]))[product.id] == 5  # given back exactly once

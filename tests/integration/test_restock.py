@@ -16,9 +16,8 @@ from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.product import NewProduct
 from stockgate.domain.reservation import ReservationLine, ReserveRequest
 from stockgate.services.catalog import add_product, restock
-from stockgate.services.reconcile import reconcile
 from stockgate.services.reserve import reserve
-from tests.conftest import MakeProduct
+from tests.conftest import MakeProduct, drift
 
 
 class SlowFirstCall:
@@ -49,13 +48,7 @@ async def available(container: Container, product_id: int) -> int | None:
 
 
 async def assert_no_drift(container: Container, product_id: int) -> None:
-    report = await reconcile(
-        uow_factory=container.uow_factory,
-        gate=container.gate,
-        clock=container.clock,
-        grace_seconds=30,
-        fix=False,
-    )
+    report = await drift(container)
     (mine,) = [p for p in report.products if p.product_id == product_id]
     assert (mine.leaked, mine.oversold, mine.ledger_ok) == (0, 0, True), mine
 
