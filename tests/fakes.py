@@ -445,3 +445,18 @@ class FakeJournal:
         self._db.data.reservations[reservation.id] = reservation
         self._db.add_ledger(reservation.held_entries())
         self.recorded.append(reservation)
+
+    async def release(
+        self, reservation_id: uuid.UUID, customer_id: uuid.UUID
+    ) -> Reservation | None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        current = self._db.data.reservations.get(reservation_id)
+        if current is None or current.customer_id != customer_id:
+            return None
+        if current.status is not ReservationStatus.ACTIVE:
+            return None
+        released, entries = current.release()
+        self._db.data.reservations[reservation_id] = released
+        self._db.add_ledger(entries)
+        return released

@@ -124,7 +124,11 @@ class EngineMachine(RuleBasedStateMachine):
         reservation = self.active.pop(chosen)
         self.run(
             release(
-                chosen, reservation.customer_id, uow_factory=self.c.uow_factory, gate=self.c.gate
+                chosen,
+                reservation.customer_id,
+                journal=self.c.journal,
+                uow_factory=self.c.uow_factory,
+                gate=self.c.gate,
             )
         )
 

@@ -216,6 +216,7 @@ async def test_ended_reservation_whose_give_back_was_lost_is_given_back_by_recon
         await release(
             made.id,
             made.customer_id,
+            journal=container.journal,
             uow_factory=container.uow_factory,
             gate=GiveBackLost(),  # type: ignore[arg-type]
         )

@@ -183,6 +183,13 @@ class UnitOfWorkFactory(Protocol):
 
 
 class ReservationJournal(Protocol):
-    """Durable write of new reservations (group commit): returns once committed."""
+    """Durable writes of the buyer's hot paths (group commit): each returns once committed."""
 
     async def record(self, reservation: Reservation) -> None: ...
+
+    async def release(
+        self, reservation_id: uuid.UUID, customer_id: uuid.UUID
+    ) -> Reservation | None:
+        """End the buyer's active reservation as released, with its ledger entries; None when
+        that buyer has no such active reservation (the caller finds out why)."""
+        ...

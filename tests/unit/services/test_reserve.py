@@ -87,7 +87,9 @@ async def test_limit_is_free_again_after_release(world: World) -> None:
     a = await world.product(10, limit=2)
     buyer = uuid.uuid4()
     first = await world.reserve([(a.id, 2)], buyer)
-    await release(first.id, buyer, uow_factory=world.uow_factory, gate=world.gate)
+    await release(
+        first.id, buyer, journal=world.journal, uow_factory=world.uow_factory, gate=world.gate
+    )
     await world.reserve([(a.id, 2)], buyer)
 
 
@@ -132,7 +134,9 @@ async def test_repeat_of_a_voided_original_is_in_progress_not_a_reservation(
     with pytest.raises(ReservationNotFound):  # a void id is nobody's reservation
         await get_reservation(first.id, buyer, uow_factory=world.uow_factory)
     with pytest.raises(ReservationNotFound):
-        await release(first.id, buyer, uow_factory=world.uow_factory, gate=world.gate)
+        await release(
+            first.id, buyer, journal=world.journal, uow_factory=world.uow_factory, gate=world.gate
+        )
 
 
 async def test_journal_failure_gives_stock_back_and_raises(world: World) -> None:

@@ -1,4 +1,5 @@
-"""Group commit: new reservations of one event-loop tick are written in one transaction.
+"""Group commit: new reservations of one event-loop tick are written in one transaction, and
+so are the buyers' releases of one tick.
 
 Each buyer's request waits until its row is committed (durable before 201), but many
 requests share a transaction, so PostgreSQL keeps pace with the gate.
@@ -20,7 +21,8 @@ import structlog
 from stockgate.adapters.postgres.database import asyncpg_url, is_connection_error
 from stockgate.adapters.tick_batches import TickBatches
 from stockgate.domain.errors import StoreUnavailable, WriteOutcomeUnknown
-from stockgate.domain.reservation import Reservation
+from stockgate.domain.ledger import LedgerKind
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 
 log = structlog.get_logger(__name__)
 
@@ -66,6 +68,35 @@ RETURNING id
 
 DURABLE = "SELECT id FROM reservations WHERE id = ANY($1::uuid[]) AND status <> 'void'"
 
+# Buyers' releases: each (id, customer) pair whose reservation is still active ends with
+# status $3, and each of its lines gets a ledger entry of kind $4 giving the quantity back
+# (what Reservation.release() decides for one, here for a batch in one statement). Rows are
+# locked in id order, so two batches naming the same reservations cannot deadlock; a row
+# that stopped being active while we waited for its lock is skipped.
+RELEASE_BATCH = """
+WITH wanted AS (
+  SELECT * FROM unnest($1::uuid[], $2::uuid[]) AS w(id, customer_id)
+), locked AS (
+  SELECT r.id FROM reservations r JOIN wanted w USING (id, customer_id)
+   WHERE r.status = 'active'
+   ORDER BY r.id
+     FOR UPDATE OF r
+), ended AS (
+  UPDATE reservations r SET status = $3, ended_at = now()
+    FROM locked WHERE r.id = locked.id
+  RETURNING r.id, r.customer_id, r.created_at, r.expires_at
+), ended_lines AS (
+  SELECT l.reservation_id, l.product_id, l.quantity
+    FROM reservation_lines l JOIN ended ON l.reservation_id = ended.id
+), written_ledger AS (
+  INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id)
+  SELECT product_id, $4, quantity, reservation_id FROM ended_lines
+)
+SELECT e.id, e.customer_id, e.created_at, e.expires_at, l.product_id, l.quantity
+  FROM ended e JOIN ended_lines l ON l.reservation_id = e.id
+ ORDER BY e.id, l.product_id
+"""
+
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 
 
@@ -91,6 +122,13 @@ class _Pending:
     future: asyncio.Future[None]
 
 
+@dataclass(slots=True)
+class _PendingRelease:
+    reservation_id: uuid.UUID
+    customer_id: uuid.UUID
+    future: asyncio.Future[Reservation | None]
+
+
 class GroupCommitJournal:
     """Writes new reservations in batches over its own asyncpg pool.
 
@@ -114,15 +152,26 @@ class GroupCommitJournal:
         self._pool_created = asyncio.Lock()  # two first batches must not make two pools
         self._on_batch = on_batch
         self._batches = TickBatches(self._write, max_batch=max_batch)
+        self._releases = TickBatches(self._write_releases, max_batch=max_batch)
 
     async def record(self, reservation: Reservation) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._batches.add(_Pending(reservation, future))
         await future
 
+    async def release(
+        self, reservation_id: uuid.UUID, customer_id: uuid.UUID
+    ) -> Reservation | None:
+        """End the buyer's active reservation as released, its ledger entries with it; None
+        when there is none such (unknown id, another buyer's, or not active any more)."""
+        future: asyncio.Future[Reservation | None] = asyncio.get_running_loop().create_future()
+        self._releases.add(_PendingRelease(reservation_id, customer_id, future))
+        return await future
+
     async def drain(self) -> None:
         """Write what is queued, wait for every write in flight, close the pool (shutdown)."""
         await self._batches.drain()
+        await self._releases.drain()
         if self._pool is not None:
             await self._pool.close()
 
@@ -168,6 +217,36 @@ class GroupCommitJournal:
             # commit may have happened with only its answer lost, so settle it with the fence.
             durable = await self._fence(held) if sent else set()
             self._settle(batch, durable, exc)
+
+    async def _write_releases(self, batch: list[_PendingRelease]) -> None:
+        try:
+            async with self._connection() as connection:
+                rows = await connection.fetch(
+                    RELEASE_BATCH,
+                    [pending.reservation_id for pending in batch],
+                    [pending.customer_id for pending in batch],
+                    ReservationStatus.RELEASED.value,
+                    LedgerKind.RELEASED.value,
+                )
+        except Exception as exc:
+            # Committed or not, the stock stays held in the gate: the buyer may retry, and the
+            # reconciler gives back the stock of a reservation that ended without its give-back.
+            if not is_connection_error(exc):
+                log.error("journal.release_failed", batch=len(batch), error=repr(exc))
+            for pending in batch:
+                if not pending.future.done():
+                    error = StoreUnavailable("postgres")
+                    error.__cause__ = exc
+                    pending.future.set_exception(error)
+            return
+        released = _released(rows)
+        for pending in batch:
+            if pending.future.done():
+                continue
+            # Keyed by buyer too: another buyer naming the same id in this batch gets nothing.
+            # The same release twice in one batch: the first caller gets it, the other none.
+            key = (pending.reservation_id, pending.customer_id)
+            pending.future.set_result(released.pop(key, None))
 
     async def _fence(self, held: list[Reservation]) -> set[uuid.UUID] | None:
         """Void what did not land, so it never will; the ids that are durable, None: unknown."""
@@ -221,6 +300,26 @@ async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
     """The journal runs single autocommit statements and leaves no session state behind, so
     asyncpg's default reset on release (unlock, close cursors, unlisten, RESET ALL) would be a
     database round trip per batch for nothing."""
+
+
+def _released(rows: list[asyncpg.Record]) -> dict[tuple[uuid.UUID, uuid.UUID], Reservation]:
+    """The released reservations by (id, buyer), from one row per line."""
+    lines: dict[uuid.UUID, list[ReservationLine]] = {}
+    first: dict[uuid.UUID, asyncpg.Record] = {}
+    for row in rows:
+        first.setdefault(row["id"], row)
+        lines.setdefault(row["id"], []).append(ReservationLine(row["product_id"], row["quantity"]))
+    return {
+        (reservation_id, row["customer_id"]): Reservation(
+            id=reservation_id,
+            customer_id=row["customer_id"],
+            lines=tuple(lines[reservation_id]),
+            status=ReservationStatus.RELEASED,
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+        )
+        for reservation_id, row in first.items()
+    }
 
 
 def _row(reservation: Reservation) -> _Row:

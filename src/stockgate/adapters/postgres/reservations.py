@@ -9,11 +9,37 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockgate.adapters.postgres.tables import reservation_lines, reservations
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
+
+# The statements of the release and expiry paths are built once: building a SQLAlchemy
+# statement and its cache key per call cost more CPU than the round trip it makes
+# (docs/performance.md). A reservation and its lines come back in one query.
+_WITH_LINES = (
+    sa.select(reservations, reservation_lines.c.product_id, reservation_lines.c.quantity)
+    .select_from(
+        reservations.outerjoin(
+            reservation_lines, reservation_lines.c.reservation_id == reservations.c.id
+        )
+    )
+    .order_by(reservations.c.id, reservation_lines.c.product_id)
+)
+LOAD = _WITH_LINES.where(reservations.c.id == sa.bindparam("id"))
+# OF reservations: lock the reservation row (the lines are never updated).
+LOAD_FOR_UPDATE = LOAD.with_for_update(of=reservations)
+LOAD_MANY = _WITH_LINES.where(
+    reservations.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+)
+# Only an active reservation ends: a status already final is never overwritten.
+END = (
+    reservations.update()
+    .where(reservations.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .where(reservations.c.status == ReservationStatus.ACTIVE)
+    .values(status=sa.bindparam("new_status"), ended_at=sa.func.now())
+)
 
 
 class PostgresReservations:
@@ -21,11 +47,11 @@ class PostgresReservations:
         self._connection = connection
 
     async def get(self, reservation_id: uuid.UUID) -> Reservation | None:
-        found = await self._load(reservations.c.id == reservation_id, for_update=False)
+        found = await self._load(LOAD, {"id": reservation_id})
         return found[0] if found else None
 
     async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None:
-        found = await self._load(reservations.c.id == reservation_id, for_update=True)
+        found = await self._load(LOAD_FOR_UPDATE, {"id": reservation_id})
         return found[0] if found else None
 
     async def claim_due(self, now: datetime, limit: int) -> list[Reservation]:
@@ -41,7 +67,7 @@ class PostgresReservations:
         ids = list((await self._connection.execute(due)).scalars())
         if not ids:
             return []
-        return await self._load(reservations.c.id.in_(ids), for_update=False)
+        return await self._load(LOAD_MANY, {"ids": ids})
 
     async def void(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> ReservationStatus:
         # Waits for an insert of the same id still in flight (the unique index): if it
@@ -71,39 +97,27 @@ class PostgresReservations:
         return ReservationStatus(status)
 
     async def end(self, ended: Sequence[Reservation]) -> None:
-        if not ended:
-            return
-        await self._connection.execute(
-            reservations.update()
-            .where(reservations.c.id == sa.bindparam("reservation_id"))
-            .where(reservations.c.status == ReservationStatus.ACTIVE)
-            .values(status=sa.bindparam("new_status"), ended_at=sa.func.now()),
-            [{"reservation_id": r.id, "new_status": r.status.value} for r in ended],
-        )
+        """Record each reservation's final status; one statement per status in the batch."""
+        by_status: dict[str, list[uuid.UUID]] = defaultdict(list)
+        for reservation in ended:
+            by_status[reservation.status.value].append(reservation.id)
+        for status, ids in by_status.items():
+            await self._connection.execute(END, {"ids": ids, "new_status": status})
 
-    async def _load(self, condition: Any, *, for_update: bool) -> list[Reservation]:
-        query = sa.select(reservations).where(condition)
-        if for_update:
-            query = query.with_for_update()
-        rows = list(await self._connection.execute(query))
-        if not rows:
-            return []
-        lines: dict[uuid.UUID, list[ReservationLine]] = defaultdict(list)
-        line_rows = await self._connection.execute(
-            sa.select(reservation_lines)
-            .where(reservation_lines.c.reservation_id.in_([row.id for row in rows]))
-            .order_by(reservation_lines.c.product_id)
-        )
-        for line in line_rows:
-            lines[line.reservation_id].append(ReservationLine(line.product_id, line.quantity))
+    async def _load(self, query: sa.Select[Any], params: dict[str, Any]) -> list[Reservation]:
+        found: dict[uuid.UUID, tuple[Any, list[ReservationLine]]] = {}
+        for row in await self._connection.execute(query, params):
+            _, lines = found.setdefault(row.id, (row, []))
+            if row.product_id is not None:  # a void reservation has no lines
+                lines.append(ReservationLine(row.product_id, row.quantity))
         return [
             Reservation(
                 id=row.id,
                 customer_id=row.customer_id,
-                lines=tuple(lines[row.id]),
+                lines=tuple(lines),
                 status=ReservationStatus(row.status),
                 created_at=row.created_at,
                 expires_at=row.expires_at,
             )
-            for row in rows
+            for row, lines in found.values()
         ]

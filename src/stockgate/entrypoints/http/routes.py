@@ -124,6 +124,7 @@ async def release_reservation(
     released = await release(
         reservation_id,
         customer_of(request, state),
+        journal=container.journal,
         uow_factory=container.uow_factory,
         gate=container.gate,
     )

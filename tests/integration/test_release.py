@@ -1,0 +1,132 @@
+"""Buyers give reservations back through the journal's release batch (one statement per tick)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from stockgate.adapters.postgres.journal import GroupCommitJournal
+from stockgate.bootstrap import Container
+from stockgate.domain.errors import ReservationNotActive, ReservationNotFound, StoreUnavailable
+from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
+from stockgate.services.reserve import release, reserve
+from tests.conftest import MakeProduct, drift
+
+
+async def give_back(
+    container: Container, reservation_id: uuid.UUID, buyer: uuid.UUID
+) -> Reservation:
+    return await release(
+        reservation_id,
+        buyer,
+        journal=container.journal,
+        uow_factory=container.uow_factory,
+        gate=container.gate,
+    )
+
+
+async def ledger_of(container: Container, reservation_id: uuid.UUID) -> list[tuple[str, int, int]]:
+    async with container.engine.connect() as connection:
+        rows = await connection.execute(
+            sa.text(
+                "SELECT kind, product_id, quantity FROM stock_ledger"
+                " WHERE reservation_id = :id ORDER BY kind, product_id"
+            ),
+            {"id": reservation_id},
+        )
+        return [(row.kind, row.product_id, row.quantity) for row in rows]
+
+
+async def test_release_ends_the_reservation_with_its_ledger_and_returns_every_line(
+    container: Container, make_product: MakeProduct
+) -> None:
+    first, second = await make_product(stock=5), await make_product(stock=5)
+    buyer = uuid.uuid4()
+    lines = (ReservationLine(first.id, 2), ReservationLine(second.id, 3))
+    made = await reserve(ReserveRequest(buyer, lines), container.reserve_deps)
+
+    released = await give_back(container, made.id, buyer)
+
+    assert (released.id, released.status.value, released.lines) == (made.id, "released", lines)
+    assert await container.gate.available([first.id, second.id]) == {first.id: 5, second.id: 5}
+    assert await ledger_of(container, made.id) == [
+        ("held", first.id, -2),
+        ("held", second.id, -3),
+        ("released", first.id, 2),
+        ("released", second.id, 3),
+    ]
+    assert (await drift(container)).drift_found == 0
+
+
+async def test_the_same_release_at_once_from_its_buyer_and_others_gives_stock_back_once(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=10)
+    buyer = uuid.uuid4()
+    made = await reserve(
+        ReserveRequest(buyer, (ReservationLine(product.id, 4),)), container.reserve_deps
+    )
+    # Strangers first: they share the owner's batch and must neither get nor spoil it.
+    callers = [uuid.uuid4() for _ in range(5)] + [buyer] * 5
+    outcomes = await asyncio.gather(
+        *(give_back(container, made.id, caller) for caller in callers), return_exceptions=True
+    )
+
+    strangers, owner = outcomes[:5], outcomes[5:]
+    assert all(isinstance(o, ReservationNotFound) for o in strangers), strangers
+    assert sum(isinstance(o, Reservation) for o in owner) == 1, owner
+    assert all(isinstance(o, Reservation | ReservationNotActive) for o in owner), owner
+    assert (await container.gate.available([product.id]))[product.id] == 10
+    assert await ledger_of(container, made.id) == [
+        ("held", product.id, -4),
+        ("released", product.id, 4),
+    ]
+    assert (await drift(container)).drift_found == 0
+
+
+async def test_hundreds_of_releases_at_once_return_all_stock(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=300)
+    made = await asyncio.gather(
+        *(
+            reserve(
+                ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),)),
+                container.reserve_deps,
+            )
+            for _ in range(300)
+        )
+    )
+    assert (await container.gate.available([product.id]))[product.id] == 0
+
+    released = await asyncio.gather(*(give_back(container, r.id, r.customer_id) for r in made))
+
+    assert {r.id for r in released} == {r.id for r in made}
+    assert (await container.gate.available([product.id]))[product.id] == 300
+    assert (await drift(container)).drift_found == 0
+
+
+async def test_release_while_postgres_is_down_answers_unavailable_and_keeps_the_hold(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=5)
+    buyer = uuid.uuid4()
+    made = await reserve(
+        ReserveRequest(buyer, (ReservationLine(product.id, 2),)), container.reserve_deps
+    )
+    broken = GroupCommitJournal(
+        "postgresql://postgres@127.0.0.1:1/nowhere", pool_size=1, max_batch=8
+    )
+    with pytest.raises(StoreUnavailable):
+        await release(
+            made.id, buyer, journal=broken, uow_factory=container.uow_factory, gate=container.gate
+        )
+    await broken.drain()
+    # Nothing changed: still held in both stores, and the buyer can release it now.
+    assert (await container.gate.available([product.id]))[product.id] == 3
+    assert (await drift(container)).drift_found == 0
+    assert (await give_back(container, made.id, buyer)).status.value == "released"
+    assert (await container.gate.available([product.id]))[product.id] == 5
