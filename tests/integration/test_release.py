@@ -12,8 +12,10 @@ from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import ReservationNotActive, ReservationNotFound, StoreUnavailable
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
+from stockgate.services.expire import expire_due
 from stockgate.services.reserve import release, reserve
 from tests.conftest import MakeProduct, drift
+from tests.integration.test_failures import LaterClock
 
 
 async def give_back(
@@ -130,3 +132,83 @@ async def test_release_while_postgres_is_down_answers_unavailable_and_keeps_the_
     assert (await drift(container)).drift_found == 0
     assert (await give_back(container, made.id, buyer)).status.value == "released"
     assert (await container.gate.available([product.id]))[product.id] == 5
+
+
+async def test_releases_racing_the_expiry_worker_end_each_reservation_once(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=200)
+    made = await asyncio.gather(
+        *(
+            reserve(
+                ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),)),
+                container.reserve_deps,
+            )
+            for _ in range(200)
+        )
+    )
+    past_expiry = LaterClock(container.settings.hold_seconds + 1)
+
+    async def expire_everything() -> int:
+        expired = 0
+        for _ in range(40):  # small rounds, so that they interleave with the releases
+            round_ = await expire_due(
+                uow_factory=container.uow_factory,
+                gate=container.gate,
+                clock=past_expiry,
+                batch=10,
+            )
+            expired += round_.expired
+            await asyncio.sleep(0)
+        return expired
+
+    async def release_all() -> list[Reservation | BaseException]:
+        return await asyncio.gather(
+            *(give_back(container, r.id, r.customer_id) for r in made), return_exceptions=True
+        )
+
+    expired, outcomes = await asyncio.gather(expire_everything(), release_all())
+
+    released = [o for o in outcomes if isinstance(o, Reservation)]
+    assert all(isinstance(o, Reservation | ReservationNotActive) for o in outcomes), outcomes
+    assert len(released) + expired == 200  # each ended once, by one of the two
+    async with container.engine.connect() as connection:
+        ends = (
+            await connection.execute(
+                sa.text(
+                    "SELECT count(*) FROM stock_ledger WHERE product_id = :p"
+                    " AND kind IN ('released', 'expired')"
+                ),
+                {"p": product.id},
+            )
+        ).scalar_one()
+    assert ends == 200
+    assert (await container.gate.available([product.id]))[product.id] == 200
+    assert (await drift(container)).drift_found == 0
+
+
+async def test_a_release_waiting_for_the_expiry_worker_lock_finds_it_expired(
+    container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=5)
+    buyer = uuid.uuid4()
+    made = await reserve(
+        ReserveRequest(buyer, (ReservationLine(product.id, 2),)), container.reserve_deps
+    )
+    async with container.uow_factory() as uow:
+        (due,) = await uow.reservations.claim_due(
+            LaterClock(container.settings.hold_seconds + 1).now(), 10
+        )  # the row is locked until this commits
+        releasing = asyncio.create_task(give_back(container, made.id, buyer))
+        await asyncio.sleep(0.3)
+        assert not releasing.done()  # waiting for the lock
+        expired, entries = due.expire()
+        await uow.reservations.end([expired])
+        await uow.ledger.add(entries)
+        await uow.commit()
+    with pytest.raises(ReservationNotActive):
+        await releasing
+    assert await ledger_of(container, made.id) == [
+        ("expired", product.id, 2),
+        ("held", product.id, -2),
+    ]

@@ -30,6 +30,11 @@ class TickBatches(Generic[T]):
             task.add_done_callback(self._tasks.discard)
         self._open.append(item)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or being sent."""
+        return not self._tasks
+
     async def drain(self) -> None:
         """Wait until every batch is sent, also those opened meanwhile (shutdown)."""
         while self._tasks:

@@ -85,12 +85,13 @@ async def expire_due(
     retried, failures = await pending.retry(gate) if pending else (0, [])  # oldest first
     async with uow_factory() as uow:
         due = await uow.reservations.claim_due(clock.now(), batch)  # FOR UPDATE SKIP LOCKED
-        ended = []
+        ended, entries = [], []
         for reservation in due:
-            expired, entries = reservation.expire()
+            expired, its_entries = reservation.expire()
             ended.append(expired)
-            await uow.ledger.add(entries)
+            entries += its_entries
         await uow.reservations.end(ended)
+        await uow.ledger.add(entries)
         await uow.commit()
     # Only after the commit: returning stock first and then failing to commit would let
     # the same units be sold while the reservation still counts as held (oversell).

@@ -130,7 +130,7 @@ class _PendingRelease:
 
 
 class GroupCommitJournal:
-    """Writes new reservations in batches over its own asyncpg pool.
+    """Writes new reservations, and buyers' releases, in batches over its own asyncpg pool.
 
     The pool is the journal's own (not SQLAlchemy's) because the batch is one raw statement
     and its checkout is on the hot path; asyncpg replaces a connection that broke (a
@@ -170,8 +170,8 @@ class GroupCommitJournal:
 
     async def drain(self) -> None:
         """Write what is queued, wait for every write in flight, close the pool (shutdown)."""
-        await self._batches.drain()
-        await self._releases.drain()
+        while not (self._batches.idle and self._releases.idle):
+            await asyncio.gather(self._batches.drain(), self._releases.drain())
         if self._pool is not None:
             await self._pool.close()
 
@@ -228,7 +228,18 @@ class GroupCommitJournal:
                     ReservationStatus.RELEASED.value,
                     LedgerKind.RELEASED.value,
                 )
+                # Answer now, as _write does: a failure handing the connection back must not
+                # turn a committed release into a 503.
+                released = _released(rows)
+                for pending in batch:
+                    # Keyed by buyer too: another buyer naming the same id gets nothing. The
+                    # same release twice in one batch: the first caller gets it, the other none.
+                    key = (pending.reservation_id, pending.customer_id)
+                    if not pending.future.done():
+                        pending.future.set_result(released.pop(key, None))
         except Exception as exc:
+            if all(pending.future.done() for pending in batch):
+                return  # failed handing the connection back, after every answer
             # Committed or not, the stock stays held in the gate: the buyer may retry, and the
             # reconciler gives back the stock of a reservation that ended without its give-back.
             if not is_connection_error(exc):
@@ -238,15 +249,6 @@ class GroupCommitJournal:
                     error = StoreUnavailable("postgres")
                     error.__cause__ = exc
                     pending.future.set_exception(error)
-            return
-        released = _released(rows)
-        for pending in batch:
-            if pending.future.done():
-                continue
-            # Keyed by buyer too: another buyer naming the same id in this batch gets nothing.
-            # The same release twice in one batch: the first caller gets it, the other none.
-            key = (pending.reservation_id, pending.customer_id)
-            pending.future.set_result(released.pop(key, None))
 
     async def _fence(self, held: list[Reservation]) -> set[uuid.UUID] | None:
         """Void what did not land, so it never will; the ids that are durable, None: unknown."""
