@@ -30,6 +30,20 @@ async def give_back(
     )
 
 
+async def hold(
+    container: Container, buyer: uuid.UUID, product_id: int, quantity: int
+) -> Reservation:
+    request = ReserveRequest(buyer, (ReservationLine(product_id, quantity),))
+    return await reserve(request, container.reserve_deps)
+
+
+async def one_unit_each(container: Container, product_id: int, *, buyers: int) -> list[Reservation]:
+    """`buyers` reservations of one unit, by as many buyers, taken at once."""
+    return await asyncio.gather(
+        *(hold(container, uuid.uuid4(), product_id, 1) for _ in range(buyers))
+    )
+
+
 async def ledger_of(container: Container, reservation_id: uuid.UUID) -> list[tuple[str, int, int]]:
     async with container.engine.connect() as connection:
         rows = await connection.execute(
@@ -68,9 +82,7 @@ async def test_the_same_release_at_once_from_its_buyer_and_others_gives_stock_ba
 ) -> None:
     product = await make_product(stock=10)
     buyer = uuid.uuid4()
-    made = await reserve(
-        ReserveRequest(buyer, (ReservationLine(product.id, 4),)), container.reserve_deps
-    )
+    made = await hold(container, buyer, product.id, 4)
     # Strangers first: they share the owner's batch and must neither get nor spoil it.
     callers = [uuid.uuid4() for _ in range(5)] + [buyer] * 5
     outcomes = await asyncio.gather(
@@ -93,15 +105,7 @@ async def test_hundreds_of_releases_at_once_return_all_stock(
     container: Container, make_product: MakeProduct
 ) -> None:
     product = await make_product(stock=300)
-    made = await asyncio.gather(
-        *(
-            reserve(
-                ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),)),
-                container.reserve_deps,
-            )
-            for _ in range(300)
-        )
-    )
+    made = await one_unit_each(container, product.id, buyers=300)
     assert (await container.gate.available([product.id]))[product.id] == 0
 
     released = await asyncio.gather(*(give_back(container, r.id, r.customer_id) for r in made))
@@ -116,9 +120,7 @@ async def test_release_while_postgres_is_down_answers_unavailable_and_keeps_the_
 ) -> None:
     product = await make_product(stock=5)
     buyer = uuid.uuid4()
-    made = await reserve(
-        ReserveRequest(buyer, (ReservationLine(product.id, 2),)), container.reserve_deps
-    )
+    made = await hold(container, buyer, product.id, 2)
     broken = GroupCommitJournal(
         "postgresql://postgres@127.0.0.1:1/nowhere", pool_size=1, max_batch=8
     )
@@ -138,15 +140,7 @@ async def test_releases_racing_the_expiry_worker_end_each_reservation_once(
     container: Container, make_product: MakeProduct
 ) -> None:
     product = await make_product(stock=200)
-    made = await asyncio.gather(
-        *(
-            reserve(
-                ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),)),
-                container.reserve_deps,
-            )
-            for _ in range(200)
-        )
-    )
+    made = await one_unit_each(container, product.id, buyers=200)
     past_expiry = LaterClock(container.settings.hold_seconds + 1)
 
     async def expire_everything() -> int:
@@ -192,9 +186,7 @@ async def test_a_release_waiting_for_the_expiry_worker_lock_finds_it_expired(
 ) -> None:
     product = await make_product(stock=5)
     buyer = uuid.uuid4()
-    made = await reserve(
-        ReserveRequest(buyer, (ReservationLine(product.id, 2),)), container.reserve_deps
-    )
+    made = await hold(container, buyer, product.id, 2)
     async with container.uow_factory() as uow:
         (due,) = await uow.reservations.claim_due(
             LaterClock(container.settings.hold_seconds + 1).now(), 10

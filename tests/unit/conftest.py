@@ -11,7 +11,7 @@ import pytest
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.catalog import add_product
-from stockgate.services.reserve import ReserveDeps, reserve
+from stockgate.services.reserve import ReserveDeps, release, reserve
 from tests.fakes import (
     FakeClock,
     FakeDatabase,
@@ -59,6 +59,15 @@ class World:
             idempotency_key=key,
         )
         return await reserve(request, self.deps)
+
+    async def release(self, reservation_id: uuid.UUID, customer_id: uuid.UUID) -> Reservation:
+        return await release(
+            reservation_id,
+            customer_id,
+            journal=self.journal,
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+        )
 
     async def available(self, product_id: int) -> int | None:
         return (await self.gate.available([product_id]))[product_id]

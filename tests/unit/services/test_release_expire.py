@@ -10,7 +10,7 @@ from stockgate.domain.errors import ReservationNotActive, ReservationNotFound
 from stockgate.domain.ledger import LedgerKind
 from stockgate.domain.reservation import ReservationStatus
 from stockgate.services.expire import expire_due
-from stockgate.services.reserve import get_reservation, release
+from stockgate.services.reserve import get_reservation
 from tests.fakes import FakeUnitOfWork, FakeUnitOfWorkFactory
 from tests.unit.conftest import World
 
@@ -33,9 +33,7 @@ async def test_release_by_owner_gives_stock_back_and_writes_ledger(world: World)
     a, b = await world.product(5), await world.product(5)
     buyer = uuid.uuid4()
     reservation = await world.reserve([(a.id, 2), (b.id, 1)], buyer)
-    released = await release(
-        reservation.id, buyer, journal=world.journal, uow_factory=world.uow_factory, gate=world.gate
-    )
+    released = await world.release(reservation.id, buyer)
     assert released.status is ReservationStatus.RELEASED
     assert world.db.data.reservations[reservation.id].status is ReservationStatus.RELEASED
     assert await world.available(a.id) == 5 and await world.available(b.id) == 5
@@ -48,13 +46,7 @@ async def test_release_by_someone_else_looks_like_nothing(world: World) -> None:
     a = await world.product(5)
     reservation = await world.reserve([(a.id, 2)])
     with pytest.raises(ReservationNotFound):
-        await release(
-            reservation.id,
-            uuid.uuid4(),
-            journal=world.journal,
-            uow_factory=world.uow_factory,
-            gate=world.gate,
-        )
+        await world.release(reservation.id, uuid.uuid4())
     with pytest.raises(ReservationNotFound):
         await get_reservation(reservation.id, uuid.uuid4(), uow_factory=world.uow_factory)
     assert await world.available(a.id) == 3
@@ -64,17 +56,9 @@ async def test_second_release_of_same_reservation_returns_no_stock(world: World)
     a = await world.product(5)
     buyer = uuid.uuid4()
     reservation = await world.reserve([(a.id, 2)], buyer)
-    await release(
-        reservation.id, buyer, journal=world.journal, uow_factory=world.uow_factory, gate=world.gate
-    )
+    await world.release(reservation.id, buyer)
     with pytest.raises(ReservationNotActive):
-        await release(
-            reservation.id,
-            buyer,
-            journal=world.journal,
-            uow_factory=world.uow_factory,
-            gate=world.gate,
-        )
+        await world.release(reservation.id, buyer)
     assert await world.available(a.id) == 5
     assert world.db.ledger_sum(a.id) == 5
     # The gate's own give-back is idempotent too.
@@ -84,13 +68,7 @@ async def test_second_release_of_same_reservation_returns_no_stock(world: World)
 
 async def test_release_of_unknown_reservation_is_not_found(world: World) -> None:
     with pytest.raises(ReservationNotFound):
-        await release(
-            uuid.uuid4(),
-            uuid.uuid4(),
-            journal=world.journal,
-            uow_factory=world.uow_factory,
-            gate=world.gate,
-        )
+        await world.release(uuid.uuid4(), uuid.uuid4())
 
 
 async def test_expire_due_ends_only_reservations_past_expiry(world: World) -> None:
@@ -117,13 +95,7 @@ async def test_expired_reservation_cannot_be_released(world: World) -> None:
     world.clock.advance(601)
     await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
     with pytest.raises(ReservationNotActive):
-        await release(
-            reservation.id,
-            buyer,
-            journal=world.journal,
-            uow_factory=world.uow_factory,
-            gate=world.gate,
-        )
+        await world.release(reservation.id, buyer)
     assert await world.available(a.id) == 5
 
 

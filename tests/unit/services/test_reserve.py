@@ -19,7 +19,7 @@ from stockgate.domain.errors import (
 )
 from stockgate.domain.ledger import LedgerKind
 from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
-from stockgate.services.reserve import get_reservation, release, reserve
+from stockgate.services.reserve import get_reservation, reserve
 from tests.unit.conftest import World
 
 
@@ -82,14 +82,11 @@ async def test_limit_per_customer_counts_earlier_reservations(world: World) -> N
 
 
 async def test_limit_is_free_again_after_release(world: World) -> None:
-    from stockgate.services.reserve import release
 
     a = await world.product(10, limit=2)
     buyer = uuid.uuid4()
     first = await world.reserve([(a.id, 2)], buyer)
-    await release(
-        first.id, buyer, journal=world.journal, uow_factory=world.uow_factory, gate=world.gate
-    )
+    await world.release(first.id, buyer)
     await world.reserve([(a.id, 2)], buyer)
 
 
@@ -134,9 +131,7 @@ async def test_repeat_of_a_voided_original_is_in_progress_not_a_reservation(
     with pytest.raises(ReservationNotFound):  # a void id is nobody's reservation
         await get_reservation(first.id, buyer, uow_factory=world.uow_factory)
     with pytest.raises(ReservationNotFound):
-        await release(
-            first.id, buyer, journal=world.journal, uow_factory=world.uow_factory, gate=world.gate
-        )
+        await world.release(first.id, buyer)
 
 
 async def test_journal_failure_gives_stock_back_and_raises(world: World) -> None:
