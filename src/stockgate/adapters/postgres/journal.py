@@ -19,10 +19,11 @@ import msgspec
 import structlog
 
 from stockgate.adapters.postgres.database import asyncpg_url, is_connection_error
+from stockgate.adapters.postgres.reservations import reservations_from_rows
 from stockgate.adapters.tick_batches import TickBatches
 from stockgate.domain.errors import StoreUnavailable, WriteOutcomeUnknown
 from stockgate.domain.ledger import LedgerKind
-from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
+from stockgate.domain.reservation import Reservation, ReservationStatus
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +85,7 @@ WITH wanted AS (
 ), ended AS (
   UPDATE reservations r SET status = $3, ended_at = now()
     FROM locked WHERE r.id = locked.id
-  RETURNING r.id, r.customer_id, r.created_at, r.expires_at
+  RETURNING r.id, r.customer_id, r.status, r.created_at, r.expires_at
 ), ended_lines AS (
   SELECT l.reservation_id, l.product_id, l.quantity
     FROM reservation_lines l JOIN ended ON l.reservation_id = ended.id
@@ -92,7 +93,7 @@ WITH wanted AS (
   INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id)
   SELECT product_id, $4, quantity, reservation_id FROM ended_lines
 )
-SELECT e.id, e.customer_id, e.created_at, e.expires_at, l.product_id, l.quantity
+SELECT e.id, e.customer_id, e.status, e.created_at, e.expires_at, l.product_id, l.quantity
   FROM ended e JOIN ended_lines l ON l.reservation_id = e.id
  ORDER BY e.id, l.product_id
 """
@@ -230,7 +231,7 @@ class GroupCommitJournal:
                 )
                 # Answer now, as _write does: a failure handing the connection back must not
                 # turn a committed release into a 503.
-                released = _released(rows)
+                released = {(r.id, r.customer_id): r for r in reservations_from_rows(rows)}
                 for pending in batch:
                     # Keyed by buyer too: another buyer naming the same id gets nothing. The
                     # same release twice in one batch: the first caller gets it, the other none.
@@ -302,26 +303,6 @@ async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
     """The journal runs single autocommit statements and leaves no session state behind, so
     asyncpg's default reset on release (unlock, close cursors, unlisten, RESET ALL) would be a
     database round trip per batch for nothing."""
-
-
-def _released(rows: list[asyncpg.Record]) -> dict[tuple[uuid.UUID, uuid.UUID], Reservation]:
-    """The released reservations by (id, buyer), from one row per line."""
-    lines: dict[uuid.UUID, list[ReservationLine]] = {}
-    first: dict[uuid.UUID, asyncpg.Record] = {}
-    for row in rows:
-        first.setdefault(row["id"], row)
-        lines.setdefault(row["id"], []).append(ReservationLine(row["product_id"], row["quantity"]))
-    return {
-        (reservation_id, row["customer_id"]): Reservation(
-            id=reservation_id,
-            customer_id=row["customer_id"],
-            lines=tuple(lines[reservation_id]),
-            status=ReservationStatus.RELEASED,
-            created_at=row["created_at"],
-            expires_at=row["expires_at"],
-        )
-        for reservation_id, row in first.items()
-    }
 
 
 def _row(reservation: Reservation) -> _Row:

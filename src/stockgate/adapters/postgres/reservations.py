@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -27,16 +27,15 @@ _WITH_LINES = (
     )
     .order_by(reservations.c.id, reservation_lines.c.product_id)
 )
+_ANY_OF_IDS = sa.any_(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
 LOAD = _WITH_LINES.where(reservations.c.id == sa.bindparam("id"))
 # OF reservations: lock the reservation row (the lines are never updated).
 LOAD_FOR_UPDATE = LOAD.with_for_update(of=reservations)
-LOAD_MANY = _WITH_LINES.where(
-    reservations.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
-)
+LOAD_MANY = _WITH_LINES.where(reservations.c.id == _ANY_OF_IDS)
 # Only an active reservation ends: a status already final is never overwritten.
 END = (
     reservations.update()
-    .where(reservations.c.id == sa.any_(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True)))))
+    .where(reservations.c.id == _ANY_OF_IDS)
     .where(reservations.c.status == ReservationStatus.ACTIVE)
     .values(status=sa.bindparam("new_status"), ended_at=sa.func.now())
 )
@@ -105,19 +104,25 @@ class PostgresReservations:
             await self._connection.execute(END, {"ids": ids, "new_status": status})
 
     async def _load(self, query: sa.Select[Any], params: dict[str, Any]) -> list[Reservation]:
-        found: dict[uuid.UUID, tuple[Any, list[ReservationLine]]] = {}
-        for row in await self._connection.execute(query, params):
-            _, lines = found.setdefault(row.id, (row, []))
-            if row.product_id is not None:  # a void reservation has no lines
-                lines.append(ReservationLine(row.product_id, row.quantity))
-        return [
-            Reservation(
-                id=row.id,
-                customer_id=row.customer_id,
-                lines=tuple(lines),
-                status=ReservationStatus(row.status),
-                created_at=row.created_at,
-                expires_at=row.expires_at,
-            )
-            for row, lines in found.values()
-        ]
+        return reservations_from_rows((await self._connection.execute(query, params)).mappings())
+
+
+def reservations_from_rows(rows: Iterable[Mapping[str, Any]]) -> list[Reservation]:
+    """Reservations from rows of one line each, in order (a void one has a single row whose
+    line columns are NULL). Also reads the journal's release batch."""
+    found: dict[uuid.UUID, tuple[Mapping[str, Any], list[ReservationLine]]] = {}
+    for row in rows:
+        _, lines = found.setdefault(row["id"], (row, []))
+        if row["product_id"] is not None:
+            lines.append(ReservationLine(row["product_id"], row["quantity"]))
+    return [
+        Reservation(
+            id=row["id"],
+            customer_id=row["customer_id"],
+            lines=tuple(lines),
+            status=ReservationStatus(row["status"]),
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+        )
+        for row, lines in found.values()
+    ]
