@@ -8,11 +8,13 @@ import secrets
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
 
+from stockgate.adapters.postgres import unit_of_work
 from stockgate.bootstrap import Container
-from stockgate.domain.errors import StoreUnavailable
+from stockgate.domain.errors import RestockInProgress, StoreUnavailable
 from stockgate.domain.product import NewProduct
 from stockgate.domain.reservation import ReservationLine, ReserveRequest
 from stockgate.services.catalog import add_product, restock
@@ -139,4 +141,33 @@ async def test_restock_whose_gate_call_fails_frees_the_product_for_the_next(
         await restock(product.sku, 1, uow_factory=container.uow_factory, gate=container.gate)
     # The committed restock the gate missed (5 units) is the reconciler's, as documented.
     assert await available(container, product.id) == 11
+    assert await advisory_locks(container) == 0
+
+
+async def test_restock_waiting_too_long_for_another_says_so_and_changes_nothing(
+    container: Container,
+    make_product: MakeProduct,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    product = await make_product(stock=10)
+    monkeypatch.setattr(unit_of_work, "STOCK_LOCK_WAIT_SECONDS", 0.2)
+    other = await asyncpg.connect(database_url)  # stands for a restock stuck in its gate call
+    try:
+        await other.execute(
+            "SELECT pg_advisory_lock($1, ($2 % 2147483648)::int)",
+            unit_of_work.STOCK_LOCK_NAMESPACE,
+            product.id,
+        )
+        with pytest.raises(RestockInProgress, match=product.sku):
+            await restock(product.sku, 5, uow_factory=container.uow_factory, gate=container.gate)
+    finally:
+        await other.close()
+    async with container.uow_factory() as uow:
+        assert (await uow.products.get(product.id)).stock == 10  # type: ignore[union-attr]
+    assert await available(container, product.id) == 10
+    restocked = await restock(
+        product.sku, 5, uow_factory=container.uow_factory, gate=container.gate
+    )
+    assert restocked.stock == 15
     assert await advisory_locks(container) == 0

@@ -109,6 +109,11 @@ class RequestInProgress(Conflict):
     title = "The original request with this idempotency key is still in progress"
 
 
+class RestockInProgress(Conflict):
+    code = "restock_in_progress"
+    title = "Another restock of this product is still being applied"
+
+
 class ReservationNotActive(Conflict):
     code = "reservation_not_active"
     title = "Reservation is no longer active"

@@ -34,6 +34,15 @@ def is_connection_error(exc: BaseException) -> bool:
     )
 
 
+def is_lock_timeout(exc: BaseException) -> bool:
+    """PostgreSQL gave up waiting for a lock (lock_timeout)."""
+    while exc is not None:
+        if isinstance(exc, asyncpg.LockNotAvailableError):
+            return True
+        exc = exc.__cause__  # type: ignore[assignment]
+    return False
+
+
 def is_missing_schema(exc: BaseException) -> bool:
     """An undefined table: the database was never migrated."""
     while exc is not None:

@@ -8,13 +8,18 @@ from types import TracebackType
 from typing import Self
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from stockgate.adapters.postgres.database import is_connection_error, is_missing_schema
+from stockgate.adapters.postgres.database import (
+    is_connection_error,
+    is_lock_timeout,
+    is_missing_schema,
+)
 from stockgate.adapters.postgres.ledger import PostgresLedger
 from stockgate.adapters.postgres.products import PostgresProducts
 from stockgate.adapters.postgres.reservations import PostgresReservations
-from stockgate.domain.errors import SchemaMissing, StoreUnavailable
+from stockgate.domain.errors import RestockInProgress, SchemaMissing, StoreUnavailable
 
 # Session-level advisory locks, keyed (namespace, product id): they survive the commit, so a
 # gate call made after it is covered too. Taking the lock through the SKU finds the product
@@ -24,6 +29,9 @@ LOCK_STOCK = sa.text(
     "SELECT pg_advisory_lock(:namespace, (id % 2147483648)::int) FROM products WHERE sku = :sku"
 )
 UNLOCK_STOCK = sa.text("SELECT pg_advisory_unlock_all()")
+# How long a restock waits for one still being applied (its gate call may be stuck on an
+# unreachable Redis) before it gives up with a clear answer instead of an outage.
+STOCK_LOCK_WAIT_SECONDS = 5.0
 
 
 class PostgresUnitOfWork:
@@ -88,8 +96,19 @@ class PostgresUnitOfWork:
 
     async def lock_stock(self, sku: str) -> None:
         assert self._connection is not None
+        wait_ms = round(STOCK_LOCK_WAIT_SECONDS * 1000)
+        await self._connection.execute(sa.text(f"SET LOCAL lock_timeout = {wait_ms}"))
         self._locked = True  # before the wait: a cancelled wait may still have taken the lock
-        await self._connection.execute(LOCK_STOCK, {"namespace": STOCK_LOCK_NAMESPACE, "sku": sku})
+        try:
+            await self._connection.execute(
+                LOCK_STOCK, {"namespace": STOCK_LOCK_NAMESPACE, "sku": sku}
+            )
+        except sa_exc.DBAPIError as exc:
+            if not is_lock_timeout(exc):
+                raise
+            raise RestockInProgress(
+                f"another restock of {sku} is still being applied; try again shortly"
+            ) from exc
 
 
 class PostgresUnitOfWorkFactory:
