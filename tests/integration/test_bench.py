@@ -119,6 +119,57 @@ def test_missing_wrk_says_how_to_install_it_and_exits_2(
     assert "apt-get install wrk" in captured.err
 
 
+def test_a_series_keeps_every_run_and_sums_them_up(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_bench(
+        settings,
+        "reserve",
+        url=None,
+        duration=1,
+        connections=2,
+        as_json=True,
+        with_ceiling=False,
+        results_dir=tmp_path,
+        runs=2,
+    )
+
+    captured = capsys.readouterr()
+    series = last_json(captured.out)
+    assert code == 0
+    results = series["results"]
+    assert isinstance(results, list) and len(results) == 2
+    assert all(r["oversold"] == 0 and r["leaked"] == 0 for r in results)
+    summary = series["summary"]
+    assert isinstance(summary, dict)
+    assert summary["runs"] == 2 and summary["consistent_runs"] == 2
+    rates = sorted(r["requests_per_second"] for r in results)
+    assert rates[0] <= summary["median_requests_per_second"] <= rates[1]
+    assert summary["goals"]["p99_ms <= 25"]["measured"] == 2
+    assert "run 2/2:" in captured.err  # progress, one line per run
+    assert len((tmp_path / "reserve.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize("runs", [0, 51])
+def test_runs_out_of_range_is_refused_before_any_load(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], runs: int
+) -> None:
+    code = run_bench(
+        settings,
+        "reserve",
+        url=None,
+        duration=1,
+        connections=1,
+        as_json=True,
+        results_dir=tmp_path,
+        runs=runs,
+    )
+
+    assert code == 2
+    assert "--runs must be between 1 and 50" in capsys.readouterr().err
+    assert not (tmp_path / "reserve.jsonl").exists()
+
+
 def test_unknown_scenario_lists_the_known_ones_and_exits_2(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

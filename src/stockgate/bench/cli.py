@@ -11,6 +11,7 @@ import asyncio
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -29,7 +30,8 @@ from stockgate.adapters.embedded.stores import embedded_stores
 from stockgate.bench.facts import append_result, default_results_dir
 from stockgate.bench.profile import summarize
 from stockgate.bench.runner import AfterSetup, Options, exit_code, run
-from stockgate.bench.scenarios import SCENARIOS
+from stockgate.bench.scenarios import SCENARIOS, Scenario
+from stockgate.bench.series import summarize_runs
 from stockgate.bench.stack import StackFailed
 from stockgate.bench.wrk import WrkFailed, WrkMissing, wrk_path
 from stockgate.config import Settings
@@ -67,6 +69,9 @@ class _Steps:
         self._current = self._progress.add_task(description, total=seconds)
 
 
+MAX_RUNS = 50
+
+
 def run_bench(
     settings: Settings,
     scenario: str,
@@ -79,6 +84,7 @@ def run_bench(
     profile: Path | None = None,
     results_dir: Path | None = None,
     after_setup: AfterSetup | None = None,
+    runs: int = 1,
 ) -> int:
     chosen = SCENARIOS.get(scenario)
     if chosen is None:
@@ -89,12 +95,62 @@ def run_bench(
     if duration < 1 or connections < 1:
         err.print("[bold red]error:[/] --duration must be >= 1 and --connections >= 1")
         return 2
+    if not 1 <= runs <= MAX_RUNS:
+        err.print(f"[bold red]error:[/] --runs must be between 1 and {MAX_RUNS}")
+        return 2
+    if runs > 1 and profile is not None:
+        err.print("[bold red]error:[/] --profile records one run; leave out --runs")
+        return 2
     try:
         wrk_path()
     except WrkMissing as exc:
         err.print(f"[bold red]error:[/] {exc}")
         return 2
     options = Options(url, duration, connections, with_ceiling, profile, after_setup)
+    if runs > 1:
+        return _run_series(settings, chosen, options, runs, as_json, results_dir)
+    result = _run_once(settings, chosen, options)
+    if isinstance(result, int):
+        return result
+    path = append_result(results_dir or default_results_dir(), chosen.name, result)
+    if as_json:
+        print(json.dumps(result))
+    else:
+        show(result, path)
+        if profile is not None and profile.exists():
+            show_profile(profile)
+    return exit_code(result)
+
+
+def _run_series(
+    settings: Settings,
+    chosen: Scenario,
+    options: Options,
+    runs: int,
+    as_json: bool,
+    results_dir: Path | None,
+) -> int:
+    """The scenario `runs` times in a row, each on a stack of its own, then the summary."""
+    results: list[dict[str, object]] = []
+    directory = results_dir or default_results_dir()
+    path = directory / f"{chosen.name}.jsonl"
+    for number in range(1, runs + 1):
+        result = _run_once(settings, chosen, options)
+        if isinstance(result, int):
+            return result  # the runs before this one are kept in the results file
+        path = append_result(directory, chosen.name, result)
+        results.append(result)
+        err.print(f"run {number}/{runs}: {_one_line(result)}", highlight=False)
+    summary = summarize_runs(results)
+    if as_json:
+        print(json.dumps({"scenario": chosen.name, "summary": summary, "results": results}))
+    else:
+        show_series(chosen.name, results, summary, path)
+    return max(exit_code(result) for result in results)
+
+
+def _run_once(settings: Settings, chosen: Scenario, options: Options) -> dict[str, object] | int:
+    """One run's result, or the exit code of why there is none."""
     columns = (_TimeBar(), TextColumn("{task.description}"), TimeElapsedColumn())
     try:
         # Configured stores, else the embedded ones (started for this run when not running).
@@ -102,7 +158,7 @@ def run_bench(
             embedded_stores(settings) as urls,
             Progress(*columns, console=err, transient=True) as progress,
         ):
-            result = asyncio.run(run(settings, urls, chosen, options, _Steps(progress)))
+            return asyncio.run(run(settings, urls, chosen, options, _Steps(progress)))
     except (StoreUnavailable, StackFailed, OSError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 3
@@ -112,14 +168,15 @@ def run_bench(
     except WrkFailed as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 1
-    path = append_result(results_dir or default_results_dir(), chosen.name, result)
-    if as_json:
-        print(json.dumps(result))
-    else:
-        show(result, path)
-        if profile is not None and profile.exists():
-            show_profile(profile)
-    return exit_code(result)
+
+
+def _one_line(result: dict[str, object]) -> str:
+    ratio = result.get("ratio_to_ceiling")
+    return (
+        f"{result['requests_per_second']} req/s"
+        + (f", {ratio}x the ceiling" if ratio is not None else "")
+        + f", p99 {result['p99_ms']} ms, oversold {result['oversold']}, leaked {result['leaked']}"
+    )
 
 
 def _cell(value: object) -> str:
@@ -179,6 +236,51 @@ def show(result: dict[str, object], path: Path) -> None:
     else:
         out.print("[green]consistent:[/] nothing oversold, nothing leaked")
     out.print(f"result appended to {path}", style="dim")
+
+
+def show_series(
+    scenario: str, results: list[dict[str, object]], summary: dict[str, Any], path: Path
+) -> None:
+    table = Table(title=f"stockgate bench {scenario}: {len(results)} runs")
+    for column in (
+        "run",
+        "req/s",
+        "ceiling req/s",
+        "ratio",
+        "p50 ms",
+        "p99 ms",
+        "oversold / leaked",
+    ):
+        table.add_column(column, justify="right")
+    for number, result in enumerate(results, 1):
+        table.add_row(
+            str(number),
+            _cell(result["requests_per_second"]),
+            _cell(result.get("ceiling_requests_per_second")),
+            _cell(result.get("ratio_to_ceiling")),
+            _cell(result["p50_ms"]),
+            _cell(result["p99_ms"]),
+            f"{result['oversold']} / {result['leaked']}",
+        )
+    table.add_row(
+        "median",
+        _cell(summary["median_requests_per_second"]),
+        "",
+        _cell(summary["median_ratio_to_ceiling"]),
+        _cell(summary["median_p50_ms"]),
+        _cell(summary["median_p99_ms"]),
+        "",
+        style="bold",
+    )
+    out.print(table)
+    for goal, tally in summary["goals"].items():
+        out.print(f"goal {goal}: met in {tally['met']} of {tally['measured']} runs")
+    if summary["goals"]:
+        out.print(
+            f"every goal in the same run: {summary['runs_meeting_every_goal']} of {len(results)}"
+        )
+    out.print(f"consistent: {summary['consistent_runs']} of {len(results)} runs")
+    out.print(f"results appended to {path}", style="dim")
 
 
 def show_profile(path: Path) -> None:

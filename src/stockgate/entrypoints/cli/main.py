@@ -256,6 +256,10 @@ def bench(
     profile: Annotated[
         Path | None, typer.Option(help="Write a py-spy profile of the API under load here.")
     ] = None,
+    runs: Annotated[
+        int,
+        typer.Option(help="Run it this many times (1-50) and show medians and goals met."),
+    ] = 1,
 ) -> None:
     """Run a load scenario and check consistency afterwards; non-zero exit on any drift."""
     from stockgate.bench.cli import run_bench
@@ -270,6 +274,7 @@ def bench(
             as_json=as_json,
             with_ceiling=with_ceiling,
             profile=profile,
+            runs=runs,
         )
     )
 
