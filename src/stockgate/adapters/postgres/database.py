@@ -36,19 +36,20 @@ def is_connection_error(exc: BaseException) -> bool:
 
 def is_lock_timeout(exc: BaseException) -> bool:
     """PostgreSQL gave up waiting for a lock (lock_timeout)."""
-    while exc is not None:
-        if isinstance(exc, asyncpg.LockNotAvailableError):
-            return True
-        exc = exc.__cause__  # type: ignore[assignment]
-    return False
+    return _caused_by(exc, asyncpg.LockNotAvailableError)
 
 
 def is_missing_schema(exc: BaseException) -> bool:
     """An undefined table: the database was never migrated."""
+    return _caused_by(exc, asyncpg.UndefinedTableError)
+
+
+def _caused_by(exc: BaseException | None, error: type[BaseException]) -> bool:
+    """`exc` or one of its causes is an `error` (SQLAlchemy wraps the driver's error)."""
     while exc is not None:
-        if isinstance(exc, asyncpg.UndefinedTableError):
+        if isinstance(exc, error):
             return True
-        exc = exc.__cause__  # type: ignore[assignment]
+        exc = exc.__cause__
     return False
 
 
