@@ -143,8 +143,6 @@ def test_a_series_keeps_every_run_and_sums_them_up(
     summary = series["summary"]
     assert isinstance(summary, dict)
     assert summary["runs"] == 2 and summary["consistent_runs"] == 2
-    rates = sorted(r["requests_per_second"] for r in results)
-    assert rates[0] <= summary["median_requests_per_second"] <= rates[1]
     assert summary["goals"]["p99_ms <= 25"]["measured"] == 2
     assert "run 2/2:" in captured.err  # progress, one line per run
     assert len((tmp_path / "reserve.jsonl").read_text().splitlines()) == 2

@@ -1,10 +1,18 @@
-"""summarize_runs(): medians and how many runs met each goal (pure, no load)."""
+"""A series of bench runs: medians, goals met in how many runs, and a series cut short
+(no load here: the runs are stand-ins)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from stockgate.bench import cli
+from stockgate.bench.scenarios import SCENARIOS
 from stockgate.bench.series import summarize_runs
+from stockgate.config import Settings
 
 
 def run(rps: float, ratio: float | None, p99: float, *, ok: bool = True) -> dict[str, Any]:
@@ -19,6 +27,8 @@ def run(rps: float, ratio: float | None, p99: float, *, ok: bool = True) -> dict
         "p99_ms": p99,
         "goals": goals,
         "ok": ok,
+        "oversold": 0,
+        "leaked": 0,
     }
 
 
@@ -36,9 +46,59 @@ def test_medians_and_goal_tallies() -> None:
     assert summary["consistent_runs"] == 3
 
 
-def test_a_goal_not_measured_in_a_run_is_left_out_of_its_tally() -> None:
+def test_a_goal_not_measured_is_never_counted_as_met() -> None:
     summary = summarize_runs([run(4000, None, 20.0), run(3000, 0.2, 20.0, ok=False)])
     assert summary["median_ratio_to_ceiling"] == 0.2
     assert summary["goals"]["ratio_to_ceiling >= 0.3"] == {"met": 0, "measured": 1}
-    assert summary["runs_meeting_every_goal"] == 1  # the first: every goal it measured was met
+    assert summary["goals"]["p99_ms <= 25"] == {"met": 2, "measured": 2}
+    assert summary["runs_meeting_every_goal"] == 0  # the first never measured the ratio
     assert summary["consistent_runs"] == 1
+
+
+def test_without_a_ceiling_the_ratio_goal_shows_as_never_measured() -> None:
+    summary = summarize_runs([run(4000, None, 20.0), run(3500, None, 22.0)])
+    assert summary["median_ratio_to_ceiling"] is None
+    assert summary["goals"]["ratio_to_ceiling >= 0.3"] == {"met": 0, "measured": 0}
+    assert summary["runs_meeting_every_goal"] == 0
+
+
+def test_a_series_stopped_early_sums_up_the_runs_it_finished(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outcomes: list[dict[str, Any] | int] = [run(4000, 0.4, 20.0), run(3000, 0.3, 30.0), 130]
+    monkeypatch.setattr(cli, "_run_once", lambda *args: outcomes.pop(0))
+
+    code = cli._run_series(
+        Settings(),
+        SCENARIOS["reserve"],
+        None,
+        5,
+        as_json=True,
+        results_dir=tmp_path,  # type: ignore[arg-type]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 130  # the interruption, not a clean exit
+    series = json.loads(captured.out)
+    assert series["summary"]["runs"] == 2
+    assert series["summary"]["runs_meeting_every_goal"] == 1
+    assert "stopped after 2 of 5 runs" in captured.err
+    assert len((tmp_path / "reserve.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_series_whose_first_run_fails_returns_that_failure(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "_run_once", lambda *args: 3)
+
+    code = cli._run_series(
+        Settings(),
+        SCENARIOS["reserve"],
+        None,
+        5,
+        as_json=True,
+        results_dir=tmp_path,  # type: ignore[arg-type]
+    )
+
+    assert code == 3
+    assert capsys.readouterr().out == ""

@@ -134,19 +134,25 @@ def _run_series(
     results: list[dict[str, object]] = []
     directory = results_dir or default_results_dir()
     path = directory / f"{chosen.name}.jsonl"
+    stopped: int | None = None  # the exit code of a run that ended the series early
     for number in range(1, runs + 1):
         result = _run_once(settings, chosen, options)
         if isinstance(result, int):
-            return result  # the runs before this one are kept in the results file
+            stopped = result
+            break
         path = append_result(directory, chosen.name, result)
         results.append(result)
         err.print(f"run {number}/{runs}: {_one_line(result)}", highlight=False)
+    if not results:
+        return stopped if stopped is not None else 1
+    if stopped is not None:
+        err.print(f"stopped after {len(results)} of {runs} runs; the summary covers those")
     summary = summarize_runs(results)
     if as_json:
         print(json.dumps({"scenario": chosen.name, "summary": summary, "results": results}))
     else:
         show_series(chosen.name, results, summary, path)
-    return max(exit_code(result) for result in results)
+    return max([exit_code(result) for result in results] + [stopped or 0])
 
 
 def _run_once(settings: Settings, chosen: Scenario, options: Options) -> dict[str, object] | int:

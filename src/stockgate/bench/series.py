@@ -16,16 +16,18 @@ def summarize_runs(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in MEDIANS:
         values = [r[key] for r in results if isinstance(r.get(key), int | float)]
         summary[f"median_{key}"] = round(statistics.median(values), 3) if values else None
-    goals: dict[str, dict[str, int]] = {}
+    names = {goal for result in results for goal in (result.get("goals") or {})}
+    goals = {goal: {"met": 0, "measured": 0} for goal in sorted(names)}
     every_goal = 0
     for result in results:
-        verdicts = [met for met in (result.get("goals") or {}).values() if met is not None]
-        every_goal += bool(verdicts) and all(verdicts)
-        for goal, met in (result.get("goals") or {}).items():
+        verdicts = result.get("goals") or {}
+        # Every goal measured and met: a goal this run did not measure (--no-ceiling) does
+        # not count as met.
+        every_goal += all(verdicts.get(goal) is True for goal in names) and bool(names)
+        for goal, met in verdicts.items():
             if met is not None:
-                tally = goals.setdefault(goal, {"met": 0, "measured": 0})
-                tally["measured"] += 1
-                tally["met"] += bool(met)
+                goals[goal]["measured"] += 1
+                goals[goal]["met"] += bool(met)
     summary["goals"] = goals
     summary["runs_meeting_every_goal"] = every_goal
     summary["consistent_runs"] = sum(bool(r.get("ok")) for r in results)

@@ -30,7 +30,8 @@ LOCK_STOCK = sa.text(
 )
 UNLOCK_STOCK = sa.text("SELECT pg_advisory_unlock_all()")
 # How long a restock waits for one still being applied (its gate call may be stuck on an
-# unreachable Redis) before it gives up with a clear answer instead of an outage.
+# unreachable Redis) before it gives up with a clear answer instead of an outage. Keep it under
+# the statement timeout (database.py, 10 s), which would otherwise end the wait first.
 STOCK_LOCK_WAIT_SECONDS = 5.0
 
 
@@ -109,6 +110,8 @@ class PostgresUnitOfWork:
             raise RestockInProgress(
                 f"another restock of {sku} is still being applied; try again shortly"
             ) from exc
+        # The bound is for this wait only, not for the rest of the transaction.
+        await self._connection.execute(sa.text("SET LOCAL lock_timeout TO DEFAULT"))
 
 
 class PostgresUnitOfWorkFactory:
