@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stockgate.bench import cli
+from stockgate.bench.runner import Options
 from stockgate.bench.scenarios import SCENARIOS
 from stockgate.bench.series import summarize_runs
 from stockgate.config import Settings
@@ -62,20 +63,21 @@ def test_without_a_ceiling_the_ratio_goal_shows_as_never_measured() -> None:
     assert summary["runs_meeting_every_goal"] == 0
 
 
+def five_runs(results_dir: Path) -> int:
+    """A series of five with --json, whatever `_run_once` stands in for."""
+    options = Options(url=None, duration=1, connections=1)
+    return cli._run_series(
+        Settings(), SCENARIOS["reserve"], options, 5, as_json=True, results_dir=results_dir
+    )
+
+
 def test_a_series_stopped_early_sums_up_the_runs_it_finished(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     outcomes: list[dict[str, Any] | int] = [run(4000, 0.4, 20.0), run(3000, 0.3, 30.0), 130]
     monkeypatch.setattr(cli, "_run_once", lambda *args: outcomes.pop(0))
 
-    code = cli._run_series(
-        Settings(),
-        SCENARIOS["reserve"],
-        None,
-        5,
-        as_json=True,
-        results_dir=tmp_path,  # type: ignore[arg-type]
-    )
+    code = five_runs(tmp_path)
 
     captured = capsys.readouterr()
     assert code == 130  # the interruption, not a clean exit
@@ -91,14 +93,7 @@ def test_a_series_whose_first_run_fails_returns_that_failure(
 ) -> None:
     monkeypatch.setattr(cli, "_run_once", lambda *args: 3)
 
-    code = cli._run_series(
-        Settings(),
-        SCENARIOS["reserve"],
-        None,
-        5,
-        as_json=True,
-        results_dir=tmp_path,  # type: ignore[arg-type]
-    )
+    code = five_runs(tmp_path)
 
     assert code == 3
     assert capsys.readouterr().out == ""

@@ -133,7 +133,7 @@ def _run_series(
     """The scenario `runs` times in a row, each on a stack of its own, then the summary."""
     results: list[dict[str, object]] = []
     directory = results_dir or default_results_dir()
-    path = directory / f"{chosen.name}.jsonl"
+    path: Path  # the results file, as append_result names it (set by the first run)
     stopped: int | None = None  # the exit code of a run that ended the series early
     for number in range(1, runs + 1):
         result = _run_once(settings, chosen, options)
