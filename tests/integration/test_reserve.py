@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
+import asyncpg
 import pytest
 
 from stockgate.bootstrap import Container
@@ -27,3 +29,29 @@ async def test_reserve_holds_stock_in_gate_and_postgres(
         await reserve(
             ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 4),)), container.reserve_deps
         )
+
+
+async def _product_row_header(database_url: str, product_id: int) -> tuple[str, str, str]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT ctid::text, xmin::text, xmax::text FROM products WHERE id = $1", product_id
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+async def test_reservations_never_write_the_product_row(
+    container: Container, make_product: MakeProduct, database_url: str
+) -> None:
+    # The hot row of a drop: neither an update (new ctid/xmin) nor a row lock (xmax, which a
+    # foreign-key check from the batch's lines or ledger rows would leave there).
+    product = await make_product(stock=1_000)
+    before = await _product_row_header(database_url, product.id)
+    requests = [ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),)) for _ in range(50)]
+    taken = await asyncio.gather(*(reserve(r, container.reserve_deps) for r in requests))
+    assert len(taken) == 50
+    assert await _product_row_header(database_url, product.id) == before
+

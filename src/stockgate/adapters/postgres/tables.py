@@ -47,7 +47,7 @@ reservations = sa.Table(
     "reservations",
     metadata,
     sa.Column("id", UUID(as_uuid=True), primary_key=True),
-    sa.Column("customer_id", UUID(as_uuid=True), nullable=False, index=True),
+    sa.Column("customer_id", UUID(as_uuid=True), nullable=False),
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
@@ -69,7 +69,10 @@ reservation_lines = sa.Table(
         sa.ForeignKey("reservations.id", ondelete="CASCADE"),
         primary_key=True,
     ),
-    sa.Column("product_id", sa.BigInteger, sa.ForeignKey("products.id"), primary_key=True),
+    # No foreign key to products, here or in the ledger: its check locked the hot product's
+    # row on every reservation batch. Products are never deleted (a trigger refuses it) and
+    # this path writes only ids the gate loaded from PostgreSQL (decision 0007).
+    sa.Column("product_id", sa.BigInteger, primary_key=True),
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.CheckConstraint("quantity > 0", name="quantity_positive"),
     sa.Index("ix_reservation_lines_product", "product_id"),
@@ -79,7 +82,7 @@ stock_ledger = sa.Table(
     "stock_ledger",
     metadata,
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-    sa.Column("product_id", sa.BigInteger, sa.ForeignKey("products.id"), nullable=False),
+    sa.Column("product_id", sa.BigInteger, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
     # Signed change of available units; sum per product == stock - sold - held.
     sa.Column("quantity", sa.Integer, nullable=False),
