@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from uuid_utils.compat import uuid7
+
 from stockgate.domain.errors import InvalidInput, ReservationNotActive
 from stockgate.domain.ledger import LedgerEntry, LedgerKind
 
@@ -69,7 +71,9 @@ class Reservation:
     @classmethod
     def new(cls, request: ReserveRequest, *, now: datetime, hold_seconds: int) -> Reservation:
         return cls(
-            id=uuid.uuid4(),
+            # Time-ordered (UUIDv7): ids of one sale land side by side in the primary key
+            # instead of all over it, fewer pages touched and logged per batch (decision 0007).
+            id=uuid7(),
             customer_id=request.customer_id,
             lines=request.lines,
             status=ReservationStatus.ACTIVE,
