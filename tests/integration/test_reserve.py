@@ -54,15 +54,3 @@ async def test_reservations_never_write_the_product_row(
     taken = await asyncio.gather(*(reserve(r, container.reserve_deps) for r in requests))
     assert len(taken) == 50
     assert await _product_row_header(database_url, product.id) == before
-
-
-async def test_reservation_ids_are_time_ordered(
-    container: Container, make_product: MakeProduct
-) -> None:
-    product = await make_product(stock=10)
-    ids = []
-    for _ in range(3):
-        request = ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),))
-        ids.append((await reserve(request, container.reserve_deps)).id)
-    assert {i.version for i in ids} == {7}
-    assert ids == sorted(ids)

@@ -30,11 +30,13 @@ def test_forked_workers_never_make_the_same_id() -> None:
     for _ in range(3):
         read_end, write_end = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: write its ids and leave without running pytest's teardown
-            os.close(read_end)
-            with os.fdopen(write_end, "wb") as out:
-                out.write(b"".join(i.bytes for i in new_ids(20_000)))
-            os._exit(0)
+        if pid == 0:  # the child: write its ids, then leave without running pytest any further
+            try:
+                os.close(read_end)
+                with os.fdopen(write_end, "wb") as out:
+                    out.write(b"".join(i.bytes for i in new_ids(20_000)))
+            finally:
+                os._exit(0)  # a child that failed wrote too little: the parent's check fails
         os.close(write_end)
         children.append((pid, read_end))
     ids = {i.bytes for i in new_ids(20_000)}
