@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,18 +41,17 @@ def last_json(stdout: str) -> dict[str, object]:
     return result
 
 
+def bench(settings: Settings, results_dir: Path, scenario: str = "reserve", **options: Any) -> int:
+    """`run_bench` as these tests call it: its own stack, a JSON answer, short and small by
+    default; each test names only what it changes."""
+    chosen: dict[str, Any] = {"duration": 1, "connections": 1} | options
+    return run_bench(settings, scenario, url=None, as_json=True, results_dir=results_dir, **chosen)
+
+
 def test_tiny_reserve_run_reports_contract_keys_and_no_drift(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_bench(
-        settings,
-        "reserve",
-        url=None,
-        duration=2,
-        connections=4,
-        as_json=True,
-        results_dir=tmp_path,
-    )
+    code = bench(settings, tmp_path, duration=2, connections=4)
 
     result = last_json(capsys.readouterr().out)
     assert code == 0, result["problems"]
@@ -75,15 +75,11 @@ def test_stock_taken_behind_the_gates_back_is_reported_as_leaked_and_fails_the_r
         stock_key = Keys(target.settings.redis_prefix).stock(product_id)
         await target.container.redis.hincrby(stock_key, "available", -1)
 
-    code = run_bench(
+    code = bench(
         settings,
-        "reserve",
-        url=None,
-        duration=1,
+        tmp_path,
         connections=2,
-        as_json=True,
         with_ceiling=False,
-        results_dir=tmp_path,
         after_setup=take_one_unit_behind_the_back,
     )
 
@@ -103,15 +99,7 @@ def test_missing_wrk_says_how_to_install_it_and_exits_2(
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
 
-    code = run_bench(
-        settings,
-        "reserve",
-        url=None,
-        duration=1,
-        connections=1,
-        as_json=True,
-        results_dir=tmp_path,
-    )
+    code = bench(settings, tmp_path)
 
     assert code == 2
     captured = capsys.readouterr()
@@ -122,17 +110,7 @@ def test_missing_wrk_says_how_to_install_it_and_exits_2(
 def test_a_series_keeps_every_run_and_sums_them_up(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_bench(
-        settings,
-        "reserve",
-        url=None,
-        duration=1,
-        connections=2,
-        as_json=True,
-        with_ceiling=False,
-        results_dir=tmp_path,
-        runs=2,
-    )
+    code = bench(settings, tmp_path, connections=2, with_ceiling=False, runs=2)
 
     captured = capsys.readouterr()
     series = last_json(captured.out)
@@ -152,16 +130,7 @@ def test_a_series_keeps_every_run_and_sums_them_up(
 def test_runs_out_of_range_is_refused_before_any_load(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], runs: int
 ) -> None:
-    code = run_bench(
-        settings,
-        "reserve",
-        url=None,
-        duration=1,
-        connections=1,
-        as_json=True,
-        results_dir=tmp_path,
-        runs=runs,
-    )
+    code = bench(settings, tmp_path, runs=runs)
 
     assert code == 2
     assert "--runs must be between 1 and 50" in capsys.readouterr().err
@@ -171,9 +140,7 @@ def test_runs_out_of_range_is_refused_before_any_load(
 def test_unknown_scenario_lists_the_known_ones_and_exits_2(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_bench(
-        settings, "nope", url=None, duration=1, connections=1, as_json=True, results_dir=tmp_path
-    )
+    code = bench(settings, tmp_path, "nope")
 
     assert code == 2
     assert "flash-sale" in capsys.readouterr().err
@@ -183,16 +150,7 @@ def test_unknown_scenario_lists_the_known_ones_and_exits_2(
 def test_flash_sale_brings_all_stock_back_after_expiry(
     settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = run_bench(
-        settings,
-        "flash-sale",
-        url=None,
-        duration=2,
-        connections=8,
-        as_json=True,
-        with_ceiling=False,
-        results_dir=tmp_path,
-    )
+    code = bench(settings, tmp_path, "flash-sale", duration=2, connections=8, with_ceiling=False)
 
     result = last_json(capsys.readouterr().out)
     assert code == 0, result["problems"]
