@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -261,3 +262,27 @@ async def test_bad_idempotency_key_and_oversized_body(
             await client.get("/api/v1/reservations/not-a-uuid", headers=buyer), 404, "not_found"
         )
     assert await reservation_rows(module_container, product.id) == 0
+
+
+async def test_chunked_and_declared_length_bodies_reserve_on_one_connection(
+    api_url: str, new_product: MakeProduct
+) -> None:
+    """The fast path reads a body by its Content-Length and stops there, and reads a chunked
+    body (no length declared) to its end; the kept-alive connection serves the next request."""
+    product = await new_product(stock=5)
+    body = json.dumps({"items": [{"product_id": product.id, "quantity": 1}]}).encode()
+
+    async def in_chunks() -> AsyncIterator[bytes]:
+        yield body[:7]
+        yield body[7:]
+
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        buyer = {**await new_customer(client), "Content-Type": "application/json"}
+        chunked = await client.post("/api/v1/reservations", content=in_chunks(), headers=buyer)
+        assert chunked.request.headers["transfer-encoding"] == "chunked"
+        assert chunked.status_code == 201, chunked.text
+        for _ in range(3):
+            declared = await client.post("/api/v1/reservations", content=body, headers=buyer)
+            assert declared.request.headers["content-length"] == str(len(body))
+            assert declared.status_code == 201, declared.text
+        assert (await client.get(f"/api/v1/products/{product.id}")).json()["available"] == 1
