@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -286,3 +287,33 @@ async def test_chunked_and_declared_length_bodies_reserve_on_one_connection(
             assert declared.request.headers["content-length"] == str(len(body))
             assert declared.status_code == 201, declared.text
         assert (await client.get(f"/api/v1/products/{product.id}")).json()["available"] == 1
+
+
+async def test_a_length_beside_chunked_framing_does_not_cut_the_body(
+    api_url: str, new_product: MakeProduct
+) -> None:
+    """The fast path trusts Content-Length to end the body; the server must not pass on one
+    sent beside Transfer-Encoding, whose chunks frame the body (RFC 9112 6.3)."""
+    product = await new_product(stock=5)
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        buyer = await new_customer(client)
+    body = json.dumps({"items": [{"product_id": product.id, "quantity": 2}]}).encode()
+    first, rest = body[:7], body[7:]  # the first chunk is as long as the false length
+    chunks = b"7\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (first, len(rest), rest)
+    head = (
+        "POST /api/v1/reservations HTTP/1.1\r\nHost: stockgate\r\nConnection: close\r\n"
+        f"Authorization: {buyer['Authorization']}\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nContent-Length: 7\r\n\r\n"
+    ).encode()
+    url = httpx.URL(api_url)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    try:
+        writer.write(head + chunks)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+    status_line, _, rest_of_answer = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 201 Created", answer
+    reservation = json.loads(rest_of_answer.partition(b"\r\n\r\n")[2])
+    assert reservation["items"] == [{"product_id": product.id, "quantity": 2}]

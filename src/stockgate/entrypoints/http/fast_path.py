@@ -86,8 +86,9 @@ async def read_body(receive: Receive, *, declared: int | None, limit: int) -> by
             raise BodyTooLarge(f"the body is larger than {limit} bytes")
         chunks.append(chunk)
         # granian sends the body, then an empty message to end it: a second hand-off from its
-        # I/O thread for every request. Once the declared length is in, the body is whole
-        # (the server enforces Content-Length), so that message is not waited for.
+        # I/O thread for every request. Once the declared length is in, the body is whole, so
+        # that message is not waited for: the server enforces Content-Length, and drops it
+        # when Transfer-Encoding frames the body instead (RFC 9112 6.3; an e2e test checks).
         if not message.get("more_body", False) or size == declared:
             break
     return b"".join(chunks)
