@@ -87,7 +87,9 @@ async def test_limit_is_free_again_after_release(world: World) -> None:
     buyer = uuid.uuid4()
     first = await world.reserve([(a.id, 2)], buyer)
     await world.release(first.id, buyer)
-    await world.reserve([(a.id, 2)], buyer)
+    second = await world.reserve([(a.id, 2)], buyer)  # LimitExceeded if the hold still counted
+    assert second.id != first.id
+    assert await world.available(a.id) == 8
 
 
 async def test_idempotent_repeat_returns_the_original_reservation(world: World) -> None:
