@@ -74,7 +74,7 @@ def redis_client(url: str, *, max_connections: int = 64) -> Redis:
     return Redis(connection_pool=pool)
 
 
-async def build(settings: Settings, urls: StoreUrls, *, follow_sold_out: bool = False) -> Container:
+async def build(settings: Settings, urls: StoreUrls, *, api_node: bool = False) -> Container:
     if settings.redis_cluster:
         raise SystemExit(
             "STOCKGATE_REDIS_CLUSTER=true is not supported by this version yet; "
@@ -88,14 +88,17 @@ async def build(settings: Settings, urls: StoreUrls, *, follow_sold_out: bool = 
         sold_out_ttl=settings.sold_out_cache_seconds,
         on_batch=GATE_BATCH.observe,
     )
-    if follow_sold_out:
-        await gate.start()
     journal = GroupCommitJournal(
         urls.database_url,
         pool_size=max(2, settings.db_pool_size // 2),
         max_batch=settings.group_commit_max_batch,
         on_batch=GROUP_COMMIT_BATCH.observe,
     )
+    if api_node:
+        # Workers need neither: only API nodes answer from the sold-out cache, and only
+        # their first requests would wait for the journal to connect.
+        await gate.start()
+        await journal.open()
     return Container(
         settings=settings,
         engine=engine,

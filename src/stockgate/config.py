@@ -89,7 +89,12 @@ class Settings(BaseSettings):
     group_commit_max_batch: int = Field(
         default=256, ge=1, description="Most reservations written in one transaction."
     )
-    db_pool_size: int = Field(default=10, ge=1, description="PostgreSQL connections per process.")
+    db_pool_size: int = Field(
+        default=10,
+        ge=1,
+        description="PostgreSQL connections per process (up to twice this under load); API"
+        " processes keep max(2, half of it) more open for the group-commit journal.",
+    )
     stripe_secret_key: SecretStr | None = Field(
         default=None, description="Stripe secret key; unset: the local fake Stripe is used."
     )

@@ -136,7 +136,10 @@ class GroupCommitJournal:
     The pool is the journal's own (not SQLAlchemy's) because the batch is one raw statement
     and its checkout is on the hot path; asyncpg replaces a connection that broke (a
     PostgreSQL restart, a killed backend) when it is released, so the journal recovers by
-    itself. The pool connects lazily: the API starts even while PostgreSQL is down.
+    itself. Its connections stay open (min_size is the whole pool): a drop begins with a
+    burst, and connecting while it queues cost the first requests tens of milliseconds
+    (docs/performance.md). API nodes `open()` it at start; when PostgreSQL is down then, the
+    API starts anyway and the pool connects on first use.
     """
 
     def __init__(
@@ -154,6 +157,13 @@ class GroupCommitJournal:
         self._on_batch = on_batch
         self._batches = TickBatches(self._write, max_batch=max_batch)
         self._releases = TickBatches(self._write_releases, max_batch=max_batch)
+
+    async def open(self) -> None:
+        """Connect the whole pool now, before the first request needs it; never raises."""
+        try:
+            await self._connections()
+        except Exception as exc:  # down or refusing: the first batch will try again
+            log.warning("journal.connect_deferred", error=repr(exc))
 
     async def record(self, reservation: Reservation) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -182,7 +192,7 @@ class GroupCommitJournal:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self._database_url,
-                        min_size=0,
+                        min_size=self._pool_size,
                         max_size=self._pool_size,
                         timeout=5,
                         command_timeout=10,

@@ -42,7 +42,7 @@ def create_litestar(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         from stockgate.adapters.embedded.stores import resolve
 
-        container = await build(settings, urls or resolve(settings), follow_sold_out=True)
+        container = await build(settings, urls or resolve(settings), api_node=True)
         limit = settings.rate_limit_per_minute
         app.state.api = ApiState(
             container=container,
