@@ -136,10 +136,10 @@ class GroupCommitJournal:
     The pool is the journal's own (not SQLAlchemy's) because the batch is one raw statement
     and its checkout is on the hot path; asyncpg replaces a connection that broke (a
     PostgreSQL restart, a killed backend) when it is released, so the journal recovers by
-    itself. Its connections stay open (min_size is the whole pool): a drop begins with a
-    burst, and connecting while it queues cost the first requests tens of milliseconds
-    (docs/performance.md). API nodes `open()` it at start; when PostgreSQL is down then, the
-    API starts anyway and the pool connects on first use.
+    itself. Its connections stay open once made: a drop begins with a burst, and connecting
+    while it queues cost the first requests tens of milliseconds (docs/performance.md). API
+    nodes `open()` it at start; when PostgreSQL is down then, the API starts anyway and the
+    pool connects on first use.
     """
 
     def __init__(
@@ -161,9 +161,19 @@ class GroupCommitJournal:
     async def open(self) -> None:
         """Connect the whole pool now, before the first request needs it; never raises."""
         try:
-            await self._connections()
+            pool = await self._connections()
+            taken = await asyncio.gather(
+                *(pool.acquire() for _ in range(self._pool_size)), return_exceptions=True
+            )
         except Exception as exc:  # down or refusing: the first batch will try again
             log.warning("journal.connect_deferred", error=repr(exc))
+            return
+        failed = [t for t in taken if isinstance(t, BaseException)]
+        for connection in taken:
+            if not isinstance(connection, BaseException):
+                await pool.release(connection)
+        if failed:
+            log.warning("journal.connect_deferred", error=repr(failed[0]))
 
     async def record(self, reservation: Reservation) -> None:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -192,8 +202,13 @@ class GroupCommitJournal:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(
                         self._database_url,
-                        min_size=self._pool_size,
+                        # Connected by open() or on demand, then kept: no idle timeout.
+                        # (Not min_size: its upkeep task logs a traceback every retry
+                        # while PostgreSQL is down; a broken connection is replaced when
+                        # it is next taken anyway.)
+                        min_size=0,
                         max_size=self._pool_size,
+                        max_inactive_connection_lifetime=0,
                         timeout=5,
                         command_timeout=10,
                         reset=_nothing_to_reset,
