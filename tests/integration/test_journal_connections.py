@@ -1,5 +1,5 @@
-"""The journal's pool: an API node connects it before its first request and keeps it open,
-and starts all the same when PostgreSQL is down."""
+"""The journal's pool: an API node connects it before its first request, and starts all the
+same when PostgreSQL is down."""
 
 from __future__ import annotations
 
