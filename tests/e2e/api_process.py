@@ -23,9 +23,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_api(env: dict[str, str], *, timeout: float = 20.0) -> Iterator[str]:
+def running_api(
+    env: dict[str, str],
+    *,
+    timeout: float = 20.0,
+    log_level: str = "warning",
+    output: list[str] | None = None,
+) -> Iterator[str]:
+    """The API's base URL while it runs; once stopped, what it wrote goes to `output`."""
     port = free_port()
-    env = {**env, "STOCKGATE_HTTP_PORT": str(port), "STOCKGATE_LOG_LEVEL": "warning"}
+    env = {**env, "STOCKGATE_HTTP_PORT": str(port), "STOCKGATE_LOG_LEVEL": log_level}
     process = subprocess.Popen(
         [STOCKGATE, "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
@@ -52,3 +59,5 @@ def running_api(env: dict[str, str], *, timeout: float = 20.0) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if output is not None and process.stdout:
+            output.append(process.stdout.read().decode())

@@ -1,8 +1,9 @@
 """structlog set-up: JSON lines in production, readable lines on a terminal.
 
 A request id is bound per request by the HTTP layer (contextvars), so every line of one
-request carries it. Secrets are never passed to a logger; settings are logged only through
-`safe_settings`, which drops every secret value.
+request carries it. Lines of the standard library's `logging` (granian, asyncpg) go through
+the same renderer, so a log pipeline reading JSON gets nothing else. Secrets are never passed
+to a logger; settings are logged only through `safe_settings`, which drops every secret value.
 """
 
 from __future__ import annotations
@@ -26,19 +27,39 @@ def configure_logging(settings: Settings) -> None:
         if as_json
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    stamped: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*stamped, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*stamped, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries' info lines are chatter; granian's own logger keeps its level (below).
+    root.setLevel(max(level, logging.WARNING))
+
+
+# For granian's `log_dictconfig`: its logger hands its lines to the root handler above
+# instead of printing its own format (granian sets the logger's level itself).
+GRANIAN_LOGGING: dict[str, Any] = {
+    "loggers": {"_granian": {"handlers": [], "propagate": True}},
+}
 
 
 def safe_settings(settings: Settings) -> dict[str, Any]:

@@ -76,4 +76,7 @@ def create_litestar(
             render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
         ),
         debug=False,
+        # Logging is configured once, by adapters/logs.py; Litestar's default would replace
+        # the root handler with its own format in each worker.
+        logging_config=None,
     )

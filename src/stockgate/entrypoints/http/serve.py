@@ -6,9 +6,10 @@ import errno
 import socket
 
 from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
 from granian.server import Server
 
-from stockgate.adapters.logs import configure_logging
+from stockgate.adapters.logs import GRANIAN_LOGGING, configure_logging
 from stockgate.config import Settings
 
 
@@ -41,6 +42,8 @@ def serve(settings: Settings) -> int:
         loop=Loops.uvloop,
         factory=True,
         log_access=False,
+        log_level=LogLevels(settings.log_level),
+        log_dictconfig=GRANIAN_LOGGING,
         backlog=2048,
     )
     server.serve()
