@@ -172,3 +172,27 @@ class RateLimited(StockgateError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many requests; retry in {retry_after} s", retry_after=retry_after)
+
+
+class PaymentProviderUnavailable(StoreUnavailable):
+    """The payment provider (Stripe) could not be reached or answered with a server error;
+    nothing was decided there, so the caller may retry."""
+
+    code = "payments_unavailable"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__("stripe", detail or "the payment provider is unavailable; try again")
+
+
+class InvalidWebhook(StockgateError):
+    """A webhook whose signature, age or body is wrong: refused with 400, never stored."""
+
+    code = "invalid_webhook"
+    title = "Invalid webhook"
+
+
+class NotificationFailed(StockgateError):
+    """The merchant's endpoint or the mail server did not accept a notification."""
+
+    code = "notification_failed"
+    title = "Notification failed"

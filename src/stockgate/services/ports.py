@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from stockgate.domain.ledger import LedgerEntry
 from stockgate.domain.product import NewProduct, Product
@@ -192,4 +192,124 @@ class ReservationJournal(Protocol):
     ) -> Reservation | None:
         """End the buyer's active reservation as released, with its ledger entries; None when
         that buyer has no such active reservation (the caller finds out why)."""
+        ...
+
+
+# --------------------------------------------------------------------------- payments
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntent:
+    """A payment as the payment provider (Stripe) sees it."""
+
+    id: str
+    status: str  # Stripe's PaymentIntent status: requires_payment_method, succeeded, canceled, ...
+    amount_cents: int
+    currency: str
+    client_secret: str | None
+    order_id: uuid.UUID | None  # from the intent's metadata; None when it names no order
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: str
+    payment_intent_id: str
+    amount_cents: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentEvent:
+    """A verified webhook event, reduced to what stockgate acts on; `payload` is all of it."""
+
+    id: str
+    type: str
+    created: int  # Unix seconds, as the provider stamped it
+    payment_intent_id: str | None = None
+    order_id: uuid.UUID | None = None
+    amount_cents: int | None = None
+    currency: str | None = None
+    refund_ids: tuple[str, ...] = ()
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class PaymentProvider(Protocol):
+    """Stripe (or the local fake of it). Card data never reaches stockgate.
+
+    Failures to reach the provider raise PaymentProviderUnavailable (503 at the edge).
+    """
+
+    async def create_intent(
+        self, *, order_id: uuid.UUID, amount_cents: int, currency: str, customer_id: uuid.UUID
+    ) -> PaymentIntent:
+        """Idempotent per order: the provider's idempotency key is derived from the order id."""
+        ...
+
+    async def get_intent(self, intent_id: str) -> PaymentIntent: ...
+
+    async def cancel_intent(self, intent_id: str) -> PaymentIntent:
+        """Cancel unless already canceled (then return it); a succeeded intent raises Conflict."""
+        ...
+
+    async def refund(self, intent_id: str, *, key: str, reason: str) -> Refund:
+        """Refund the whole payment; idempotent per `key`."""
+        ...
+
+    def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
+        """Check the webhook signature and parse the event; raises InvalidWebhook."""
+        ...
+
+
+# --------------------------------------------------------------------------- background work
+
+
+class WorkQueue(Protocol):
+    """Durable background work. Job ids come from the business key, so asking twice is
+    harmless; PostgreSQL stays the truth and the maintenance role re-asks for lost work."""
+
+    async def request_fulfillment(
+        self, order_id: uuid.UUID, *, delay_seconds: float = 0
+    ) -> None: ...
+
+    async def request_event_processing(self, event_id: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderNotification:
+    """What the merchant is told about an order; `id` lets receivers deduplicate."""
+
+    id: str
+    type: str  # e.g. "order.fulfilled"
+    order_id: uuid.UUID
+    data: Mapping[str, Any]
+
+
+class MerchantNotifier(Protocol):
+    async def notify(self, notification: OrderNotification) -> None:
+        """Deliver once (the receiver deduplicates by id); raises NotificationFailed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EmailMessage:
+    to: str
+    subject: str
+    text: str
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None:
+        """Raises NotificationFailed."""
+        ...
+
+
+# --------------------------------------------------------------------------- abuse
+
+
+class RateLimits(Protocol):
+    """Request limits shared by every API node."""
+
+    async def hit(self, scope: str, key: str) -> None:
+        """Count one request of `key` (a client address or customer) in `scope`; raises
+        RateLimited (with retry_after) beyond the scope's limit."""
         ...
