@@ -30,8 +30,8 @@ import pytest
 import redis
 
 from stockgate.adapters.postgres.migrate import upgrade
-from stockgate.bootstrap import Container, StoreUrls, build
-from stockgate.config import Settings
+from stockgate.bootstrap import Container, StoreClients, bootstrap
+from stockgate.config import Settings, StoreUrls
 from stockgate.domain.product import NewProduct, Product
 from stockgate.services.catalog import add_product
 from stockgate.services.ports import StockGate
@@ -257,11 +257,17 @@ def stockgate_env(settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 async def container(settings: Settings, store_urls: StoreUrls) -> AsyncIterator[Container]:
-    built = await build(settings, store_urls)
+    built = await bootstrap(settings, store_urls)
     try:
         yield built
     finally:
         await built.close()
+
+
+def clients(container: Container) -> StoreClients:
+    """The raw clients behind a container built on real stores (to break or inspect them)."""
+    assert container.stores is not None, "this container was built from fakes"
+    return container.stores
 
 
 async def drift(container: Container, gate: StockGate | None = None) -> ReconcileReport:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
-from stockgate.domain.errors import DuplicateSku, ProductNotFound, StoreUnavailable
+from stockgate.domain.admin_user import AdminUser
+from stockgate.domain.errors import Conflict, DuplicateSku, ProductNotFound, StoreUnavailable
 from stockgate.domain.ledger import LedgerEntry, LedgerKind
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationStatus
@@ -460,3 +461,34 @@ class FakeJournal:
         self._db.data.reservations[reservation_id] = released
         self._db.add_ledger(entries)
         return released
+
+
+# --------------------------------------------------------------------------- the rest
+
+
+class FakeAdminUsers:
+    def __init__(self) -> None:
+        self.users: dict[str, tuple[AdminUser, str]] = {}
+
+    async def add(self, username: str, password_hash: str) -> AdminUser:
+        if username in self.users:
+            raise Conflict(f"an admin user named {username!r} already exists")
+        user = AdminUser(len(self.users) + 1, username, datetime(2030, 1, 1, tzinfo=UTC))
+        self.users[username] = (user, password_hash)
+        return user
+
+    async def find(self, username: str) -> tuple[AdminUser, str] | None:
+        return self.users.get(username)
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None:
+        for name, (user, _) in self.users.items():
+            if user.id == user_id:
+                self.users[name] = (user, password_hash)
+
+
+class FakeProbe:
+    def __init__(self) -> None:
+        self.down: set[str] = set()
+
+    async def reachable(self) -> dict[str, bool]:
+        return {store: store not in self.down for store in ("postgres", "redis")}

@@ -1,11 +1,18 @@
-"""The composition root: builds clients, adapters and services. Nothing connects at import.
+"""The composition root: the only place that builds engines, clients, adapters and services.
 
-Entrypoints call `build()` inside their lifespan and `close()` on the way out; tests call it
-with their own settings and URLs.
+Every entrypoint (the HTTP app's lifespan, the workers, each CLI command, `up`, the bench)
+calls `bootstrap(settings, urls)` when it starts and `await container.close()` on its way out;
+nothing connects at import. The container is typed by the ports of `services/ports.py`, so
+the rest of the code sees what a port promises, not which adapter is behind it.
+
+Tests pass their own implementation of any port as a keyword argument: what is given is not
+built, and when every store-backed port is given, no store is touched at all (unit tests
+build the container from in-memory fakes this way).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -13,35 +20,48 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.clock import SystemClock
 from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH
+from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
 from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
+from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
-from stockgate.config import Settings
+from stockgate.config import Settings, StoreUrls
 from stockgate.services.customers import CustomerTokens
-from stockgate.services.ports import Clock
+from stockgate.services.ports import (
+    AdminUsers,
+    Clock,
+    ReservationJournal,
+    StockGate,
+    StoreProbe,
+    UnitOfWorkFactory,
+)
 from stockgate.services.reserve import ReserveDeps
+
+Closer = Callable[[], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
-class StoreUrls:
-    """Where PostgreSQL and Redis are: configured, or the embedded servers."""
+class StoreClients:
+    """The raw clients bootstrap made. Only adapters use them; tests may, to break things."""
 
-    database_url: str
-    redis_url: str
+    engine: AsyncEngine
+    redis: Redis
 
 
 @dataclass(slots=True)
 class Container:
     settings: Settings
-    engine: AsyncEngine
-    redis: Redis
-    gate: RedisStockGate
-    journal: GroupCommitJournal
-    uow_factory: PostgresUnitOfWorkFactory
     clock: Clock
+    uow_factory: UnitOfWorkFactory
+    gate: StockGate
+    journal: ReservationJournal
+    admin_users: AdminUsers
+    probe: StoreProbe
     tokens: CustomerTokens
+    stores: StoreClients | None = None  # None when every store-backed port was given
+    _closers: list[Closer] = field(default_factory=list)
 
     reserve_deps: ReserveDeps = field(init=False)
 
@@ -56,10 +76,64 @@ class Container:
         )
 
     async def close(self) -> None:
-        await self.journal.drain()
-        await self.gate.stop()
-        await self.redis.aclose()
-        await self.engine.dispose()
+        """Finish what is in flight, then close what bootstrap opened (in reverse order)."""
+        while self._closers:
+            await self._closers.pop()()
+
+
+async def bootstrap(
+    settings: Settings,
+    urls: StoreUrls | None = None,
+    *,
+    api_node: bool = False,
+    clock: Clock | None = None,
+    uow_factory: UnitOfWorkFactory | None = None,
+    gate: StockGate | None = None,
+    journal: ReservationJournal | None = None,
+    admin_users: AdminUsers | None = None,
+    probe: StoreProbe | None = None,
+) -> Container:
+    """Build the container. `urls`: where the stores are (default: the configured URLs, else
+    the running embedded servers). `api_node`: also warm up what only API nodes use."""
+    closers: list[Closer] = []
+    stores: StoreClients | None = None
+    if None in (uow_factory, gate, journal, admin_users, probe):
+        urls = urls or _resolve(settings)
+        stores = _connect(settings, urls, closers)
+        if gate is None:
+            gate = await _gate(settings, stores.redis, closers, api_node=api_node)
+        if journal is None:
+            journal = await _journal(settings, urls.database_url, closers, api_node=api_node)
+        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
+        admin_users = admin_users or PostgresAdminUsers(stores.engine)
+        probe = probe or StoresProbe(stores.engine, stores.redis)
+    assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    return Container(
+        settings=settings,
+        clock=clock or SystemClock(),
+        uow_factory=uow_factory,
+        gate=gate,
+        journal=journal,
+        admin_users=admin_users,
+        probe=probe,
+        tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        stores=stores,
+        _closers=closers,
+    )
+
+
+def _resolve(settings: Settings) -> StoreUrls:
+    from stockgate.adapters.embedded.stores import resolve  # only when no URLs are given
+
+    return resolve(settings)
+
+
+def _connect(settings: Settings, urls: StoreUrls, closers: list[Closer]) -> StoreClients:
+    engine = create_engine(urls.database_url, pool_size=settings.db_pool_size)
+    redis = redis_client(urls.redis_url)
+    closers.append(engine.dispose)  # closed last: the others may still need them
+    closers.append(redis.aclose)
+    return StoreClients(engine, redis)
 
 
 def redis_client(url: str, *, max_connections: int = 64) -> Redis:
@@ -74,38 +148,34 @@ def redis_client(url: str, *, max_connections: int = 64) -> Redis:
     return Redis(connection_pool=pool)
 
 
-async def build(settings: Settings, urls: StoreUrls, *, api_node: bool = False) -> Container:
-    if settings.redis_cluster:
-        raise SystemExit(
-            "STOCKGATE_REDIS_CLUSTER=true is not supported by this version yet; "
-            "point STOCKGATE_REDIS_URL at a single Redis (see docs/operations.md)"
-        )
-    engine = create_engine(urls.database_url, pool_size=settings.db_pool_size)
-    redis = redis_client(urls.redis_url)
+async def _gate(
+    settings: Settings, redis: Redis, closers: list[Closer], *, api_node: bool
+) -> StockGate:
     gate = RedisStockGate(
         redis,
         Keys(settings.redis_prefix),
         sold_out_ttl=settings.sold_out_cache_seconds,
         on_batch=GATE_BATCH.observe,
     )
+    if api_node:
+        # Only API nodes answer from the sold-out cache, so only they follow restocks.
+        await gate.start()
+    closers.append(gate.stop)  # finishes every gate call made, a give-back included
+    return gate
+
+
+async def _journal(
+    settings: Settings, database_url: str, closers: list[Closer], *, api_node: bool
+) -> ReservationJournal:
     journal = GroupCommitJournal(
-        urls.database_url,
+        database_url,
         pool_size=max(2, settings.db_pool_size // 2),
         max_batch=settings.group_commit_max_batch,
         on_batch=GROUP_COMMIT_BATCH.observe,
     )
     if api_node:
-        # Workers need neither: only API nodes answer from the sold-out cache, and only
-        # their first requests would wait for the journal to connect.
-        await gate.start()
+        # Workers never write reservations; an API node's first requests would otherwise
+        # wait for the journal's connections (docs/performance.md).
         await journal.open()
-    return Container(
-        settings=settings,
-        engine=engine,
-        redis=redis,
-        gate=gate,
-        journal=journal,
-        uow_factory=PostgresUnitOfWorkFactory(engine),
-        clock=SystemClock(),
-        tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
-    )
+    closers.append(journal.drain)
+    return journal

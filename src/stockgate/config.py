@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -13,6 +14,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_SECRET_KEY = "dev-insecure-change-me"
 MIN_SECRET_KEY_LENGTH = 32
 MAKE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUrls:
+    """Where PostgreSQL and Redis are: the configured URLs, or the embedded servers'."""
+
+    database_url: str
+    redis_url: str
 
 
 class LogFormat(StrEnum):
@@ -143,6 +152,16 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _single_redis_for_now(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "a Redis Cluster is not supported by this version yet; point "
+                "STOCKGATE_REDIS_URL at a single Redis (see docs/operations.md)"
+            )
         return value
 
     @field_validator("log_level")

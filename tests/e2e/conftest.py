@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from stockgate.bootstrap import Container, StoreUrls, build
-from stockgate.config import Settings
+from stockgate.bootstrap import Container, bootstrap
+from stockgate.config import Settings, StoreUrls
 from stockgate.domain.product import NewProduct, Product
 from stockgate.services.catalog import add_product
 from tests.conftest import (
@@ -77,7 +77,7 @@ def api_url(module_settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="module")
 async def module_container(module_settings: Settings) -> AsyncIterator[Container]:
     assert module_settings.database_url and module_settings.redis_url
-    container = await build(
+    container = await bootstrap(
         module_settings, StoreUrls(module_settings.database_url, module_settings.redis_url)
     )
     try:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from stockgate.bootstrap import Container
 from stockgate.services.customers import CustomerTokens
-from tests.conftest import MakeProduct
+from tests.conftest import MakeProduct, clients
 
 PROBLEM = "application/problem+json"
 
@@ -39,7 +39,7 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 async def reservation_rows(container: Container, product_id: int) -> int:
     """Reservations ever made of one product (tests share a module's database)."""
     query = sa.text("SELECT count(*) FROM reservation_lines WHERE product_id = :id")
-    async with container.engine.connect() as connection:
+    async with clients(container).engine.connect() as connection:
         count = await connection.scalar(query, {"id": product_id})
     return int(count or 0)
 

@@ -17,6 +17,7 @@ from stockgate.adapters.redis.keys import Keys
 from stockgate.bench.cli import run_bench
 from stockgate.bench.scenarios import Plan, Target
 from stockgate.config import Settings
+from tests.conftest import clients
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
 
@@ -73,7 +74,7 @@ def test_stock_taken_behind_the_gates_back_is_reported_as_leaked_and_fails_the_r
     async def take_one_unit_behind_the_back(target: Target, plan: Plan) -> None:
         (product_id,) = plan.stock
         stock_key = Keys(target.settings.redis_prefix).stock(product_id)
-        await target.container.redis.hincrby(stock_key, "available", -1)
+        await clients(target.container).redis.hincrby(stock_key, "available", -1)
 
     code = bench(
         settings,

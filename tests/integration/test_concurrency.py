@@ -15,7 +15,7 @@ from stockgate.bootstrap import Container
 from stockgate.domain.errors import LimitExceeded, SoldOut, StockgateError
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.reserve import reserve
-from tests.conftest import MakeProduct, drift
+from tests.conftest import MakeProduct, clients, drift
 
 
 async def burst(
@@ -31,7 +31,7 @@ async def burst(
 
 async def held_in_postgres(container: Container, product_id: int) -> tuple[int, int]:
     """(active reservation rows, units) for one product, counted in SQL."""
-    async with container.engine.connect() as connection:
+    async with clients(container).engine.connect() as connection:
         row = (
             await connection.execute(
                 sa.text(

@@ -24,8 +24,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from stockgate.adapters.clock import SystemClock
 from stockgate.adapters.postgres.tables import reservation_lines, reservations
-from stockgate.bootstrap import Container, StoreUrls, build
-from stockgate.config import Settings
+from stockgate.bootstrap import Container, bootstrap
+from stockgate.config import Settings, StoreUrls
 from stockgate.domain.errors import LimitExceeded, SoldOut
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
@@ -33,7 +33,7 @@ from stockgate.services.catalog import add_product, restock
 from stockgate.services.expire import expire_due
 from stockgate.services.reconcile import ReconcileReport, reconcile
 from stockgate.services.reserve import release, reserve
-from tests.conftest import delete_keys
+from tests.conftest import clients, delete_keys
 
 T = TypeVar("T")
 
@@ -81,7 +81,9 @@ class EngineMachine(RuleBasedStateMachine):
             hold_seconds=600,
             sold_out_cache_seconds=0,
         )
-        self.container = self.run(build(settings_, StoreUrls(self.database_url, self.redis_url)))
+        self.container = self.run(
+            bootstrap(settings_, StoreUrls(self.database_url, self.redis_url))
+        )
         for i, stock in enumerate(stocks):
             new = NewProduct(
                 sku=f"SM-{self.prefix}-{i}",
@@ -138,7 +140,7 @@ class EngineMachine(RuleBasedStateMachine):
         chosen = data.draw(st.sampled_from(list(self.active)))
 
         async def make_due() -> int:
-            async with self.c.engine.begin() as connection:
+            async with clients(self.c).engine.begin() as connection:
                 await connection.execute(
                     reservations.update()
                     .where(reservations.c.id == chosen)
@@ -172,7 +174,9 @@ class EngineMachine(RuleBasedStateMachine):
     def crash_redis_loses_one_hold(self, data: st.DataObject) -> None:
         chosen = self.active[data.draw(st.sampled_from(list(self.active)))]
         line = data.draw(st.sampled_from(chosen.lines))
-        self.run(self.c.redis.hdel(self.c.gate._keys.holds(line.product_id), chosen.id.hex))
+        self.run(
+            clients(self.c).redis.hdel(self.c.gate._keys.holds(line.product_id), chosen.id.hex)
+        )
         self.crashed = True
         self.reconcile_and_check_quiet()
 
@@ -208,7 +212,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     def postgres_active(self) -> set[uuid.UUID]:
         async def ids() -> set[uuid.UUID]:
-            async with self.c.engine.connect() as connection:
+            async with clients(self.c).engine.connect() as connection:
                 # Only this example's products: earlier examples share the database.
                 rows = await connection.execute(
                     sa.select(reservations.c.id)

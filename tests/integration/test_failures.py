@@ -29,7 +29,7 @@ from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRe
 from stockgate.services.ports import UnitOfWork
 from stockgate.services.reconcile import ReconcileReport, reconcile, reconcile_product
 from stockgate.services.reserve import release, reserve
-from tests.conftest import MakeProduct
+from tests.conftest import MakeProduct, clients
 
 
 class LaterClock:
@@ -130,9 +130,9 @@ async def test_redis_emptied_mid_sale_reloads_and_never_oversells(
     async def empty_redis() -> None:
         await asyncio.sleep(0.02)
         for _ in range(3):
-            keys = [k async for k in container.redis.scan_iter(match=f"{prefix}:*")]
+            keys = [k async for k in clients(container).redis.scan_iter(match=f"{prefix}:*")]
             if keys:
-                await container.redis.delete(*keys)
+                await clients(container).redis.delete(*keys)
             await asyncio.sleep(0.03)
 
     async def waves() -> list[object]:
@@ -168,9 +168,12 @@ async def test_redis_emptied_after_sale_is_rebuilt_by_reconcile(
             ReserveRequest(buyer, (ReservationLine(product.id, 1),)), container.reserve_deps
         )
     keys = [
-        k async for k in container.redis.scan_iter(match=f"{container.settings.redis_prefix}:*")
+        k
+        async for k in clients(container).redis.scan_iter(
+            match=f"{container.settings.redis_prefix}:*"
+        )
     ]
-    await container.redis.delete(*keys)
+    await clients(container).redis.delete(*keys)
     report = await run_reconcile(container, fix=True)
     assert [p.fixes for p in report.products] == [["rebuilt"]]
     assert (await container.gate.available([product.id]))[product.id] == 18
@@ -275,7 +278,7 @@ async def test_voided_orphan_frees_its_idempotency_key_for_a_retry(
 
 
 async def statuses(container: Container) -> dict[uuid.UUID, str]:
-    async with container.engine.connect() as connection:
+    async with clients(container).engine.connect() as connection:
         rows = await connection.execute(sa.text("SELECT id, status FROM reservations"))
     return {row.id: row.status for row in rows}
 
@@ -348,10 +351,10 @@ async def test_one_products_bad_data_does_not_stop_the_others_repair(
     broken, fine = await make_product(stock=5), await make_product(stock=5)
     holds_key = container.gate._keys.holds(broken.id)
     if damage == "key of the wrong type":  # Redis itself refuses: WRONGTYPE
-        await container.redis.delete(holds_key)
-        await container.redis.set(holds_key, "oops")
+        await clients(container).redis.delete(holds_key)
+        await clients(container).redis.set(holds_key, "oops")
     else:
-        await container.redis.hset(holds_key, "not-a-reservation-id", "garbage")  # type: ignore[misc]
+        await clients(container).redis.hset(holds_key, "not-a-reservation-id", "garbage")  # type: ignore[misc]
     orphan = Reservation.new(request(fine.id, 2), now=container.clock.now(), hold_seconds=600)
     await container.gate.take(orphan, None, "")  # never journaled
     report = await run_reconcile(container, fix=True)

@@ -11,7 +11,7 @@ from prometheus_client import REGISTRY
 from stockgate.bootstrap import Container
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.ports import GateHold, TakeStatus
-from tests.conftest import MakeProduct, delete_keys
+from tests.conftest import MakeProduct, clients, delete_keys
 
 
 def reservation(*lines: tuple[int, int], customer: uuid.UUID | None = None) -> Reservation:
@@ -124,11 +124,11 @@ async def test_scripts_are_reloaded_after_script_flush(
     container: Container, make_product: MakeProduct
 ) -> None:
     a = await make_product(5)
-    await container.redis.script_flush()
+    await clients(container).redis.script_flush()
     assert (await container.gate.take(reservation((a.id, 1)), None, "")).status is (
         TakeStatus.TAKEN
     )
-    await container.redis.script_flush()
+    await clients(container).redis.script_flush()
     assert await available(container, a.id) == 4
 
 
@@ -187,7 +187,7 @@ async def test_set_total_corrects_available_and_skips_newer_versions(
     taken = reservation((a.id, 4))
     await container.gate.take(taken, None, "")
     await container.journal.record(taken)
-    await container.redis.hset(container.gate._keys.stock(a.id), "available", 50)
+    await clients(container).redis.hset(container.gate._keys.stock(a.id), "available", 50)
     async with container.uow_factory() as uow:
         totals = await uow.products.totals(a.id)
     assert totals is not None

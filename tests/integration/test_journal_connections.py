@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 
 from stockgate.adapters.postgres.journal import GroupCommitJournal
-from stockgate.bootstrap import StoreUrls, build
-from stockgate.config import Settings
+from stockgate.bootstrap import bootstrap
+from stockgate.config import Settings, StoreUrls
 from stockgate.domain.errors import StoreUnavailable, WriteOutcomeUnknown
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 
@@ -34,7 +34,7 @@ async def test_an_api_node_connects_its_journal_before_the_first_request(
     admin = await asyncpg.connect(database_url)
     try:
         before = await backends(admin)
-        node = await build(settings, store_urls, api_node=True)
+        node = await bootstrap(settings, store_urls, api_node=True)
         try:
             # The whole pool, with no reservation made yet.
             assert await backends(admin) == before + max(2, settings.db_pool_size // 2)
@@ -44,7 +44,7 @@ async def test_an_api_node_connects_its_journal_before_the_first_request(
         async with asyncio.timeout(5):
             while await backends(admin) != before:
                 await asyncio.sleep(0.02)
-        worker = await build(settings, store_urls)  # not an API node: connects on first use
+        worker = await bootstrap(settings, store_urls)  # not an API node: connects on first use
         try:
             assert await backends(admin) == before
         finally:

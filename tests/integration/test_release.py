@@ -14,7 +14,7 @@ from stockgate.domain.errors import ReservationNotActive, ReservationNotFound, S
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.expire import expire_due
 from stockgate.services.reserve import release, reserve
-from tests.conftest import MakeProduct, drift
+from tests.conftest import MakeProduct, clients, drift
 from tests.integration.test_failures import LaterClock
 
 
@@ -45,7 +45,7 @@ async def one_unit_each(container: Container, product_id: int, *, buyers: int) -
 
 
 async def ledger_of(container: Container, reservation_id: uuid.UUID) -> list[tuple[str, int, int]]:
-    async with container.engine.connect() as connection:
+    async with clients(container).engine.connect() as connection:
         rows = await connection.execute(
             sa.text(
                 "SELECT kind, product_id, quantity FROM stock_ledger"
@@ -166,7 +166,7 @@ async def test_releases_racing_the_expiry_worker_end_each_reservation_once(
     released = [o for o in outcomes if isinstance(o, Reservation)]
     assert all(isinstance(o, Reservation | ReservationNotActive) for o in outcomes), outcomes
     assert len(released) + expired == 200  # each ended once, by one of the two
-    async with container.engine.connect() as connection:
+    async with clients(container).engine.connect() as connection:
         ends = (
             await connection.execute(
                 sa.text(

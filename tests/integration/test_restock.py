@@ -19,7 +19,7 @@ from stockgate.domain.product import NewProduct
 from stockgate.domain.reservation import ReservationLine, ReserveRequest
 from stockgate.services.catalog import add_product, restock
 from stockgate.services.reserve import reserve
-from tests.conftest import MakeProduct, drift
+from tests.conftest import MakeProduct, clients, drift
 
 
 class SlowFirstCall:
@@ -115,7 +115,7 @@ async def test_restock_right_after_add_is_not_lost_to_the_first_load(
 
 
 async def advisory_locks(container: Container) -> int:
-    async with container.engine.connect() as connection:
+    async with clients(container).engine.connect() as connection:
         held = await connection.execute(
             sa.text(
                 "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "

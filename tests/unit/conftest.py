@@ -8,21 +8,28 @@ from dataclasses import dataclass
 
 import pytest
 
+from stockgate.bootstrap import Container, bootstrap
+from stockgate.config import load_settings
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.catalog import add_product
 from stockgate.services.reserve import ReserveDeps, release, reserve
 from tests.fakes import (
+    FakeAdminUsers,
     FakeClock,
     FakeDatabase,
     FakeGate,
     FakeJournal,
+    FakeProbe,
     FakeUnitOfWorkFactory,
 )
 
 
 @dataclass
 class World:
+    """The services as bootstrap wires them, over in-memory fakes of every port."""
+
+    container: Container
     clock: FakeClock
     db: FakeDatabase
     gate: FakeGate
@@ -31,14 +38,7 @@ class World:
 
     @property
     def deps(self) -> ReserveDeps:
-        return ReserveDeps(
-            gate=self.gate,
-            journal=self.journal,
-            uow_factory=self.uow_factory,
-            clock=self.clock,
-            hold_seconds=600,
-            max_quantity=100,
-        )
+        return self.container.reserve_deps
 
     async def product(self, stock: int = 10, limit: int | None = None) -> Product:
         sku = f"SKU-{uuid.uuid4().hex[:8]}"
@@ -73,8 +73,22 @@ class World:
         return (await self.gate.available([product_id]))[product_id]
 
 
-@pytest.fixture
-def world() -> World:
+async def make_world(**settings: object) -> World:
     clock = FakeClock()
     db = FakeDatabase()
-    return World(clock, db, FakeGate(clock), FakeJournal(db), FakeUnitOfWorkFactory(db))
+    gate, journal, uow_factory = FakeGate(clock), FakeJournal(db), FakeUnitOfWorkFactory(db)
+    container = await bootstrap(
+        load_settings(hold_seconds=600, max_quantity=100, **settings),
+        clock=clock,
+        uow_factory=uow_factory,
+        gate=gate,
+        journal=journal,
+        admin_users=FakeAdminUsers(),
+        probe=FakeProbe(),
+    )
+    return World(container, clock, db, gate, journal, uow_factory)
+
+
+@pytest.fixture
+async def world() -> World:
+    return await make_world()

@@ -127,3 +127,8 @@ def test_up_hands_on_a_configured_secret_key_and_writes_nothing(tmp_path: Path) 
     settings = Settings(data_dir=tmp_path / "data", secret_key=strong)  # type: ignore[arg-type]
     assert up_secret_key(settings) == strong
     assert not (tmp_path / "data").exists()
+
+
+def test_a_redis_cluster_is_refused_with_what_to_do_until_it_is_supported() -> None:
+    with pytest.raises(ValidationError, match="STOCKGATE_REDIS_URL at a single Redis"):
+        Settings(redis_cluster=True)

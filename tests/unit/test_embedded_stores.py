@@ -13,6 +13,7 @@ import pytest
 from stockgate.adapters.embedded import postgres, valkey
 from stockgate.adapters.embedded.stores import embedded_stores, resolve
 from stockgate.config import Settings
+from stockgate.domain.errors import EmbeddedStoreNotRunning
 from stockgate.entrypoints.cli.up import busy_port, port_free
 
 
@@ -28,7 +29,7 @@ def test_configured_urls_win_and_start_nothing(tmp_path: Path) -> None:
 
 def test_resolve_only_attaches_and_says_what_to_do_when_nothing_runs(tmp_path: Path) -> None:
     settings = Settings(database_url=None, redis_url=None, data_dir=tmp_path)
-    with pytest.raises(SystemExit, match="stockgate up.*STOCKGATE_DATABASE_URL"):
+    with pytest.raises(EmbeddedStoreNotRunning, match="stockgate up.*STOCKGATE_DATABASE_URL"):
         resolve(settings)
 
 

@@ -64,11 +64,13 @@ def git_commit() -> str:
 
 async def machine_facts(container: Container) -> dict[str, object]:
     postgres = redis = "unknown"
+    stores = container.stores
+    assert stores is not None  # the bench always runs on real stores
     with contextlib.suppress(SQLAlchemyError, OSError):  # best effort: figures stand without
-        async with container.engine.connect() as connection:
+        async with stores.engine.connect() as connection:
             postgres = str((await connection.execute(text("SHOW server_version"))).scalar())
     with contextlib.suppress(RedisError, OSError):
-        info = await container.redis.info("server")
+        info = await stores.redis.info("server")
         redis = str(info.get("valkey_version") or info.get("redis_version"))
     return {
         "cores": os.cpu_count(),

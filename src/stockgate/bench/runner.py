@@ -21,8 +21,8 @@ from stockgate.bench.profile import Profiler
 from stockgate.bench.scenarios import Ceiling, Outcome, Plan, Scenario, Target
 from stockgate.bench.stack import Stack, listeners, own_stack, store_pids
 from stockgate.bench.wrk import WrkResult, run_wrk, write_script
-from stockgate.bootstrap import StoreUrls, build
-from stockgate.config import Settings
+from stockgate.bootstrap import bootstrap
+from stockgate.config import Settings, StoreUrls
 
 # More errors (transport errors + 5xx) than this share of all requests fails the run.
 ERROR_SHARE_ALLOWED = 0.001
@@ -103,7 +103,7 @@ async def _run(
         progress.step("starting the stack" if options.url is None else "connecting")
         async with stack_for(settings, urls, scenario, options, workdir) as stack:
             stack.store_pids = store_pids(stack.urls)
-            container = await build(stack.settings, stack.urls)
+            container = await bootstrap(stack.settings, stack.urls)
             try:
                 async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as http:
                     target = Target(

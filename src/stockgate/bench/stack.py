@@ -25,8 +25,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from stockgate.adapters.postgres.migrate import upgrade_async
-from stockgate.bootstrap import StoreUrls
-from stockgate.config import Settings, weak_secret_key
+from stockgate.config import Settings, StoreUrls, weak_secret_key
 
 HEALTH_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

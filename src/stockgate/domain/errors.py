@@ -161,6 +161,18 @@ class SchemaMissing(StoreUnavailable):
         )
 
 
+class EmbeddedStoreNotRunning(StoreUnavailable):
+    """No URL is configured and the embedded server is not running (only `up` and one-shot
+    commands start it; `api` and `worker` attach)."""
+
+    def __init__(self, what: str, setting: str, data_dir: str) -> None:
+        super().__init__(
+            "embedded",
+            f"the embedded {what} in {data_dir} is not running; start everything with "
+            f"`stockgate up`, or set {setting}",
+        )
+
+
 class PaymentsUnconfigured(StockgateError):
     code = "payments_unconfigured"
     title = "Payments are not configured"

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.errors import InvalidInput
+from stockgate.services.ports import AdminUsers
 
 NAME = re.compile(r"[A-Za-z0-9._-]+")
 MAX_NAME_LENGTH = 64
@@ -24,25 +23,6 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # hashing a megabyte "password" is a cheap denial of service
 
 _hasher = PasswordHasher()  # argon2id with the library's recommended parameters
-
-
-@dataclass(frozen=True, slots=True)
-class AdminUser:
-    id: int
-    username: str
-    created_at: datetime
-
-
-class AdminUsers(Protocol):
-    async def add(self, username: str, password_hash: str) -> AdminUser:
-        """Raises Conflict when the name is taken."""
-        ...
-
-    async def find(self, username: str) -> tuple[AdminUser, str] | None:
-        """The user and their password hash."""
-        ...
-
-    async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
 
 
 def check_username(username: str) -> str:

@@ -10,6 +10,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.ledger import LedgerEntry
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationStatus
@@ -180,6 +181,26 @@ class UnitOfWork(Protocol):
 
 class UnitOfWorkFactory(Protocol):
     def __call__(self) -> UnitOfWork: ...
+
+
+class AdminUsers(Protocol):
+    async def add(self, username: str, password_hash: str) -> AdminUser:
+        """Raises Conflict when the name is taken."""
+        ...
+
+    async def find(self, username: str) -> tuple[AdminUser, str] | None:
+        """The user and their password hash."""
+        ...
+
+    async def set_password_hash(self, user_id: int, password_hash: str) -> None: ...
+
+
+class StoreProbe(Protocol):
+    """Can this process reach its stores right now? (readiness)"""
+
+    async def reachable(self) -> dict[str, bool]:
+        """Each store's name ("postgres", "redis") and whether it answered in time."""
+        ...
 
 
 class ReservationJournal(Protocol):

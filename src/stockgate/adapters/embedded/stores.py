@@ -27,9 +27,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from stockgate.adapters.embedded import postgres, valkey
-from stockgate.bootstrap import StoreUrls
-from stockgate.config import Settings
-from stockgate.domain.errors import StoreUnavailable
+from stockgate.config import Settings, StoreUrls
+from stockgate.domain.errors import EmbeddedStoreNotRunning, StoreUnavailable
 
 LOCK_WAIT_SECONDS = 30.0
 
@@ -48,22 +47,19 @@ def resolve(settings: Settings) -> StoreUrls:
     if database_url is None:
         running_postgres = postgres.find(postgres_dir(settings))
         if running_postgres is None:
-            raise SystemExit(_not_running("PostgreSQL", "STOCKGATE_DATABASE_URL", settings))
+            raise EmbeddedStoreNotRunning("PostgreSQL", "STOCKGATE_DATABASE_URL", _where(settings))
         database_url = running_postgres.url()
     redis_url = settings.redis_url
     if redis_url is None:
         running_valkey = valkey.find(valkey_dir(settings))
         if running_valkey is None:
-            raise SystemExit(_not_running("Valkey", "STOCKGATE_REDIS_URL", settings))
+            raise EmbeddedStoreNotRunning("Valkey", "STOCKGATE_REDIS_URL", _where(settings))
         redis_url = running_valkey.url
     return StoreUrls(database_url, redis_url)
 
 
-def _not_running(what: str, setting: str, settings: Settings) -> str:
-    return (
-        f"error: the embedded {what} in {settings.data_dir.resolve()} is not running; "
-        f"start everything with `stockgate up`, or set {setting}"
-    )
+def _where(settings: Settings) -> str:
+    return str(settings.data_dir.resolve())
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.postgres.database import is_connection_error
 from stockgate.adapters.postgres.tables import admin_users
+from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.errors import Conflict, StoreUnavailable
-from stockgate.services.admins import AdminUser
 
 COLUMNS = (admin_users.c.id, admin_users.c.username, admin_users.c.created_at)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from stockgate.adapters.embedded.stores import embedded_stores
-from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
-from stockgate.adapters.postgres.database import create_engine
+from stockgate.bootstrap import Container
 from stockgate.config import Settings
+from stockgate.entrypoints.cli.catalog import with_container
 from stockgate.services import admins
 
 
@@ -13,9 +12,8 @@ async def create_user(settings: Settings, name: str, password: str) -> None:
     # Bad input is refused before any store is started or reached.
     admins.check_username(name)
     admins.check_password(password)
-    with embedded_stores(settings) as urls:
-        engine = create_engine(urls.database_url, pool_size=1)
-        try:
-            await admins.create_admin(name, password, users=PostgresAdminUsers(engine))
-        finally:
-            await engine.dispose()
+
+    async def work(c: Container) -> None:
+        await admins.create_admin(name, password, users=c.admin_users)
+
+    await with_container(settings, work)

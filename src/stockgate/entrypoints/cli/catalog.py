@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from stockgate.bootstrap import Container, build
+from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings
 from stockgate.domain.product import NewProduct
 from stockgate.services import catalog
@@ -17,7 +17,7 @@ async def with_container(settings: Settings, work: Callable[[Container], Awaitab
     from stockgate.adapters.embedded.stores import embedded_stores
 
     with embedded_stores(settings) as urls:  # attaches to running stores, else starts them
-        container = await build(settings, urls)
+        container = await bootstrap(settings, urls)
         try:
             return await work(container)
         finally:

@@ -60,12 +60,24 @@ def settings() -> Settings:
 
 
 def production_settings() -> Settings:
-    """Settings for a process that serves buyers: a secret key anyone could know is refused."""
+    """Settings for a process that serves buyers, with its stores found before it starts.
+
+    A secret key anyone could know is refused (exit 2); stores that cannot be found exit 3.
+    The URLs found (the embedded servers' when none is configured) go on in the settings.
+    """
+    from stockgate.adapters.embedded.stores import resolve
+
     loaded = settings()
     weak = weak_secret_key(loaded.secret_key.get_secret_value())
     if weak is not None:
         fail(weak)
-    return loaded
+    try:
+        urls = resolve(loaded)
+    except StoreUnavailable as exc:
+        fail(exc.detail, 3)
+    return loaded.model_copy(
+        update={"database_url": urls.database_url, "redis_url": urls.redis_url}
+    )
 
 
 def parse_int(value: str, what: str, *, minimum: int = 0) -> int:

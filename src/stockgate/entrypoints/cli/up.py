@@ -37,13 +37,13 @@ from types import FrameType
 
 from stockgate.adapters.embedded.fake_stripe import FakeStripe, FakeStripeUnavailable
 from stockgate.adapters.embedded.stores import embedded_stores
-from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
 from stockgate.adapters.postgres.migrate import upgrade
-from stockgate.bootstrap import StoreUrls, build
-from stockgate.config import DEV_SECRET_KEY, Settings, weak_secret_key
+from stockgate.bootstrap import bootstrap
+from stockgate.config import DEV_SECRET_KEY, Settings, StoreUrls, weak_secret_key
 from stockgate.domain.errors import DuplicateSku, StoreUnavailable
 from stockgate.domain.product import NewProduct
 from stockgate.services import admins, catalog
+from stockgate.services.ports import AdminUsers
 
 EXIT_STOPPED = 0
 EXIT_CHILD_DIED = 1
@@ -388,7 +388,7 @@ def say(message: str) -> None:
 
 
 async def add_demo_data(settings: Settings, urls: StoreUrls) -> None:
-    container = await build(settings, urls)
+    container = await bootstrap(settings, urls)
     try:
         added = 0
         for new in DEMO_CATALOG:
@@ -400,12 +400,12 @@ async def add_demo_data(settings: Settings, urls: StoreUrls) -> None:
             except DuplicateSku:
                 pass  # a second `up --demo` keeps what the first added
         say(f"demo catalog: {added} product(s) added, {len(DEMO_CATALOG) - added} already there")
-        await _demo_admin(settings, PostgresAdminUsers(container.engine))
+        await _demo_admin(settings, container.admin_users)
     finally:
         await container.close()
 
 
-async def _demo_admin(settings: Settings, users: PostgresAdminUsers) -> None:
+async def _demo_admin(settings: Settings, users: AdminUsers) -> None:
     saved = settings.data_dir.resolve() / DEMO_ADMIN_FILE
     if await users.find(DEMO_ADMIN) is None:
         password = secrets.token_urlsafe(12)

@@ -12,8 +12,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 import stockgate
-from stockgate.bootstrap import StoreUrls, build
-from stockgate.config import Settings, load_settings
+from stockgate.bootstrap import bootstrap
+from stockgate.config import Settings, StoreUrls, load_settings
 from stockgate.entrypoints.http.fast_path import ReservationFastPath
 from stockgate.entrypoints.http.problems import HANDLERS
 from stockgate.entrypoints.http.rate_limit import RateLimiter
@@ -40,9 +40,7 @@ def create_litestar(
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        from stockgate.adapters.embedded.stores import resolve
-
-        container = await build(settings, urls or resolve(settings), api_node=True)
+        container = await bootstrap(settings, urls, api_node=True)
         limit = settings.rate_limit_per_minute
         app.state.api = ApiState(
             container=container,

@@ -30,7 +30,7 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", tags=["operations"], summary="PostgreSQL and Redis are reachable (else 503).")
 async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
-    return await readiness(api(request).container)
+    return await readiness(api(request).container.probe)
 
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics.", include_in_schema=True)

@@ -21,7 +21,7 @@ from prometheus_client import start_http_server
 
 from stockgate.adapters import metrics
 from stockgate.adapters.logs import configure_logging
-from stockgate.bootstrap import Container, build
+from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.services.expire import ExpiryRound, PendingGiveBacks, expire_due
@@ -43,9 +43,7 @@ def run_worker(settings: Settings, role: str) -> int:
 
 
 async def _main(settings: Settings, role: str) -> None:
-    from stockgate.adapters.embedded.stores import resolve
-
-    container = await build(settings, resolve(settings))
+    container = await bootstrap(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
