@@ -18,9 +18,10 @@ from typing import Self
 
 from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.errors import Conflict, DuplicateSku, ProductNotFound, StoreUnavailable
-from stockgate.domain.ledger import LedgerEntry, LedgerKind
+from stockgate.domain.ledger import LedgerEntry, LedgerKind, levels_from
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
     GateHold,
     GateState,
@@ -262,8 +263,12 @@ class FakeDatabase:
     def add_ledger(self, entries: Sequence[LedgerEntry]) -> None:
         self.data.ledger.extend((self.next_id(), entry) for entry in entries)
 
-    def ledger_sum(self, product_id: int) -> int:
-        return sum(e.quantity for _, e in self.data.ledger if e.product_id == product_id)
+    def ledger_levels(self, product_id: int) -> StockLevels:
+        units: dict[LedgerKind, int] = {}
+        for _, e in self.data.ledger:
+            if e.product_id == product_id:
+                units[e.kind] = units.get(e.kind, 0) + e.quantity
+        return levels_from(units)
 
     def totals(self, product_id: int) -> ProductTotals | None:
         product = self.data.products.get(product_id)
@@ -292,7 +297,7 @@ class FakeDatabase:
             product=product,
             sold=sold,
             stock_version=max(versions, default=0),
-            ledger_sum=self.ledger_sum(product_id),
+            ledger=self.ledger_levels(product_id),
             active=active,
             sold_by_customer=sold_by_customer,
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stockgate.domain.reservation import MAX_QUANTITY
+
 # The built-in secret key: public (it is in this file), so tokens it signs can be forged.
 # `stockgate up` replaces it with a random key of its own; `api` and `worker` refuse it.
 DEV_SECRET_KEY = "dev-insecure-change-me"
@@ -76,7 +78,10 @@ class Settings(BaseSettings):
         default=7 * 86_400, ge=60, description="Lifetime of a customer token."
     )
     max_quantity: int = Field(
-        default=100, ge=1, description="Largest quantity of one line of a reservation."
+        default=100,
+        ge=1,
+        le=MAX_QUANTITY,
+        description=f"Largest quantity of one line of a reservation (at most {MAX_QUANTITY}).",
     )
     reconcile_interval_seconds: float = Field(
         default=30.0, gt=0, description="How often the maintenance worker reconciles."

@@ -244,7 +244,7 @@ class EngineMachine(RuleBasedStateMachine):
             assert totals is not None
             stock = totals.product.stock
             assert totals.sold + totals.held <= stock  # I1 in PostgreSQL
-            assert totals.ledger_sum == stock - totals.sold - totals.held  # I4
+            assert totals.ledger == totals.levels  # I4
             if state.available is not None:
                 assert state.available >= 0  # I1 in the gate
             if not self.crashed and state.available is not None:

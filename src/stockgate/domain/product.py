@@ -39,9 +39,9 @@ class NewProduct:
             raise InvalidInput("limit per customer must be a positive integer")
 
 
-def check_stock_amount(amount: int, what: str) -> None:
-    if not 0 <= amount <= MAX_STOCK:
-        raise InvalidInput(f"{what} must be an integer between 0 and {MAX_STOCK}")
+def check_stock_amount(amount: int, what: str, *, minimum: int = 0) -> None:
+    if not minimum <= amount <= MAX_STOCK:
+        raise InvalidInput(f"{what} must be an integer between {minimum} and {MAX_STOCK}")
 
 
 @dataclass(frozen=True, slots=True)

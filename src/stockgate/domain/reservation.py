@@ -13,7 +13,9 @@ from uuid_utils.compat import uuid7
 from stockgate.domain.errors import InvalidInput, ReservationNotActive
 from stockgate.domain.ledger import LedgerEntry, LedgerKind
 
-MAX_LINES = 50
+# Request limits, defined here only: the HTTP schema and the settings refer to these.
+MAX_LINES = 50  # lines (products) in one reservation
+MAX_QUANTITY = 10_000  # the most any setting may allow for one line (STOCKGATE_MAX_QUANTITY)
 
 
 class ReservationStatus(StrEnum):
@@ -82,7 +84,7 @@ class Reservation:
         )
 
     def held_entries(self) -> list[LedgerEntry]:
-        return [self._entry(LedgerKind.HELD, -line.quantity, line) for line in self.lines]
+        return [self._entry(LedgerKind.HELD, line) for line in self.lines]
 
     def release(self) -> tuple[Reservation, list[LedgerEntry]]:
         return self._end(ReservationStatus.RELEASED, LedgerKind.RELEASED)
@@ -99,8 +101,8 @@ class Reservation:
     ) -> tuple[Reservation, list[LedgerEntry]]:
         if self.status is not ReservationStatus.ACTIVE:
             raise ReservationNotActive(f"reservation {self.id} is {self.status}")
-        entries = [self._entry(kind, line.quantity, line) for line in self.lines]
+        entries = [self._entry(kind, line) for line in self.lines]
         return replace(self, status=status), entries
 
-    def _entry(self, kind: LedgerKind, quantity: int, line: ReservationLine) -> LedgerEntry:
-        return LedgerEntry(line.product_id, kind, quantity, self.id)
+    def _entry(self, kind: LedgerKind, line: ReservationLine) -> LedgerEntry:
+        return LedgerEntry(line.product_id, kind, line.quantity, self.id)

@@ -36,7 +36,7 @@ async def add_product(
 async def restock(
     sku: str, quantity: int, *, uow_factory: UnitOfWorkFactory, gate: StockGate
 ) -> Product:
-    check_stock_amount(quantity, "restock quantity")
+    check_stock_amount(quantity, "restock quantity", minimum=1)
     async with uow_factory() as uow:
         # Held across the commit and the gate call: a product's restocks reach the gate in the
         # order of their versions. Out of order, the gate would skip the older one as counted

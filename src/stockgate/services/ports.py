@@ -14,6 +14,7 @@ from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.ledger import LedgerEntry
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.domain.stock import StockLevels
 
 
 class Clock(Protocol):
@@ -65,7 +66,7 @@ class ProductTotals:
     product: Product
     sold: int
     stock_version: int  # id of the newest stock_added ledger entry
-    ledger_sum: int
+    ledger: StockLevels  # what the product's ledger entries add up to
     active: Sequence[Reservation]
     sold_by_customer: Mapping[uuid.UUID, int] = field(default_factory=dict)
 
@@ -77,6 +78,11 @@ class ProductTotals:
             for line in reservation.lines
             if line.product_id == self.product.id
         )
+
+    @property
+    def levels(self) -> StockLevels:
+        """Where the product's units are, by its reservations and orders."""
+        return StockLevels(stock=self.product.stock, held=self.held, sold=self.sold)
 
 
 class StockGate(Protocol):

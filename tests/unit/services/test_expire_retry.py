@@ -32,7 +32,7 @@ async def test_failed_give_back_is_retried_on_the_next_round(world: World) -> No
     assert (second.expired, second.retried, second.failed, second.waiting) == (0, 1, 0, 0)
     assert await world.available(a.id) == 5
     assert len(pending) == 0
-    assert world.db.ledger_sum(a.id) == 5
+    assert world.db.ledger_levels(a.id).available == 5
 
 
 async def test_retry_keeps_waiting_while_the_gate_still_fails(world: World) -> None:

@@ -37,7 +37,9 @@ async def test_release_by_owner_gives_stock_back_and_writes_ledger(world: World)
     assert released.status is ReservationStatus.RELEASED
     assert world.db.data.reservations[reservation.id].status is ReservationStatus.RELEASED
     assert await world.available(a.id) == 5 and await world.available(b.id) == 5
-    assert world.db.ledger_sum(a.id) == 5 and world.db.ledger_sum(b.id) == 5
+    assert (
+        world.db.ledger_levels(a.id).available == 5 and world.db.ledger_levels(b.id).available == 5
+    )
     kinds = [e.kind for _, e in world.db.data.ledger if e.product_id == a.id]
     assert kinds == [LedgerKind.STOCK_ADDED, LedgerKind.HELD, LedgerKind.RELEASED]
 
@@ -60,7 +62,7 @@ async def test_second_release_of_same_reservation_returns_no_stock(world: World)
     with pytest.raises(ReservationNotActive):
         await world.release(reservation.id, buyer)
     assert await world.available(a.id) == 5
-    assert world.db.ledger_sum(a.id) == 5
+    assert world.db.ledger_levels(a.id).available == 5
     # The gate's own give-back is idempotent too.
     assert await world.gate.give_back(reservation) == 0
     assert await world.available(a.id) == 5
@@ -82,7 +84,7 @@ async def test_expire_due_ends_only_reservations_past_expiry(world: World) -> No
     assert world.db.data.reservations[old.id].status is ReservationStatus.EXPIRED
     assert world.db.data.reservations[young.id].status is ReservationStatus.ACTIVE
     assert await world.available(a.id) == 4
-    assert world.db.ledger_sum(a.id) == 4
+    assert world.db.ledger_levels(a.id).available == 4
     again = await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
     assert again.expired == 0
     assert await world.available(a.id) == 4

@@ -31,7 +31,7 @@ async def test_reserve_takes_every_line_and_records_it(world: World) -> None:
     assert await world.available(b.id) == 0
     assert world.db.data.reservations[reservation.id] == reservation
     held = [e for _, e in world.db.data.ledger if e.kind is LedgerKind.HELD]
-    assert sorted((e.product_id, e.quantity) for e in held) == [(a.id, -2), (b.id, -3)]
+    assert sorted((e.product_id, e.quantity) for e in held) == [(a.id, 2), (b.id, 3)]
 
 
 async def test_reservation_expires_after_hold_seconds(world: World) -> None:

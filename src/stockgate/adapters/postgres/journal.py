@@ -27,7 +27,9 @@ from stockgate.domain.reservation import Reservation, ReservationStatus
 
 log = structlog.get_logger(__name__)
 
-# Reservations, their lines and their `held` ledger entries (-quantity), all or nothing.
+# Reservations, their lines and their ledger entries, all or nothing. The entries are what
+# Reservation.held_entries() says (kind $2 = held, one per line, its quantity): built here in
+# SQL so the batch is one statement; tests/integration/test_rules_agree.py checks they match.
 # The batch travels as one JSON parameter: msgspec encodes it in C, far cheaper on the API's
 # event loop than asyncpg encoding seven typed arrays element by element.
 # ON CONFLICT DO NOTHING: an id fenced as `void` (its hold was given back before this write
@@ -51,7 +53,7 @@ WITH batch AS (
   SELECT reservation_id, product_id, quantity FROM new_lines
 ), written_ledger AS (
   INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id)
-  SELECT product_id, 'held', -quantity, reservation_id FROM new_lines
+  SELECT product_id, $2, quantity, reservation_id FROM new_lines
 )
 SELECT id FROM new_reservations
 """
@@ -70,8 +72,9 @@ RETURNING id
 DURABLE = "SELECT id FROM reservations WHERE id = ANY($1::uuid[]) AND status <> 'void'"
 
 # Buyers' releases: each (id, customer) pair whose reservation is still active ends with
-# status $3, and each of its lines gets a ledger entry of kind $4 giving the quantity back
-# (what Reservation.release() decides for one, here for a batch in one statement). Rows are
+# status $3, and each of its lines gets a ledger entry of kind $4 and the line's quantity
+# (what Reservation.release() decides for one, here for a batch in one statement;
+# tests/integration/test_rules_agree.py checks they match). Rows are
 # locked in id order, so two batches naming the same reservations cannot deadlock; a row
 # that stopped being active while we waited for its lock is skipped.
 RELEASE_BATCH = """
@@ -223,7 +226,7 @@ class GroupCommitJournal:
                 sent = True
                 # One statement is one implicit transaction and one round trip.
                 batch_json = _encode([_row(r) for r in held]).decode()
-                rows = await connection.fetch(INSERT_BATCH, batch_json)
+                rows = await connection.fetch(INSERT_BATCH, batch_json, LedgerKind.HELD.value)
                 written = {row[0] for row in rows}
                 if len(written) < len(held):  # voided first, surely? Ask, it is rare and cheap.
                     missing = [r.id for r in held if r.id not in written]

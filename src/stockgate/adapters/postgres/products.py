@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockgate.adapters.postgres.tables import products, stock_ledger
 from stockgate.domain.errors import DuplicateSku, ProductNotFound
-from stockgate.domain.ledger import LedgerKind
+from stockgate.domain.ledger import LedgerKind, levels_from
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.services.ports import ProductTotals
@@ -28,8 +28,9 @@ TOTALS_SQL = sa.text(
         WHERE l.product_id = p.id AND r.status = 'converted') AS sold,
       (SELECT coalesce(max(g.id), 0) FROM stock_ledger g
         WHERE g.product_id = p.id AND g.kind = 'stock_added') AS stock_version,
-      (SELECT coalesce(sum(g.quantity), 0) FROM stock_ledger g
-        WHERE g.product_id = p.id) AS ledger_sum,
+      (SELECT coalesce(json_object_agg(g.kind, g.units), '{}') FROM (
+         SELECT kind, sum(quantity) AS units FROM stock_ledger
+          WHERE product_id = p.id GROUP BY kind) g) AS ledger_units,
       (SELECT coalesce(json_agg(json_build_array(
                 r.id, r.customer_id, l.quantity, r.created_at, r.expires_at)), '[]')
          FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
@@ -121,7 +122,9 @@ class PostgresProducts:
             product=_product(row),
             sold=int(row.sold),
             stock_version=int(row.stock_version),
-            ledger_sum=int(row.ledger_sum),
+            ledger=levels_from(
+                {LedgerKind(kind): int(units) for kind, units in _object(row.ledger_units).items()}
+            ),
             active=[_active(product_id, item) for item in _json(row.active)],
             sold_by_customer={uuid.UUID(c): int(units) for c, units in _json(row.sold_by_customer)},
         )
@@ -141,6 +144,10 @@ def _product(row: Any) -> Product:
 
 def _json(value: Any) -> list[Any]:
     return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else dict(value)
 
 
 def _active(product_id: int, item: list[Any]) -> Reservation:

@@ -84,13 +84,24 @@ stock_ledger = sa.Table(
     sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
     sa.Column("product_id", sa.BigInteger, nullable=False),
     sa.Column("kind", sa.Text, nullable=False),
-    # Signed change of available units; sum per product == stock - sold - held.
+    # Units moved (>= 0); what a kind moves from where to where: domain/ledger.py MOVES.
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("reservation_id", UUID(as_uuid=True), nullable=True),
+    # The movement's outside key (a restock key, a Stripe refund id): at most once per kind.
+    sa.Column("ref", sa.Text, nullable=True),
     sa.Column(
         "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
     ),
+    sa.CheckConstraint("quantity >= 0", name="quantity_not_negative"),
     sa.Index("ix_stock_ledger_product", "product_id", "kind"),
+    sa.Index(
+        "uq_stock_ledger_ref",
+        "product_id",
+        "kind",
+        "ref",
+        unique=True,
+        postgresql_where=sa.text("ref IS NOT NULL"),
+    ),
 )
 
 admin_users = sa.Table(

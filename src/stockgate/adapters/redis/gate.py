@@ -136,7 +136,7 @@ class RedisStockGate:
     async def load(self, totals: ProductTotals) -> bool:
         product = totals.product
         args: list[Arg] = [
-            product.stock - totals.sold - totals.held,
+            totals.levels.available,
             product.limit_per_customer or 0,
             totals.stock_version,
         ]
@@ -198,7 +198,7 @@ class RedisStockGate:
     async def set_total(self, totals: ProductTotals) -> int | None:
         product = totals.product
         args: list[Arg] = [
-            product.stock - totals.sold,
+            totals.levels.unsold,
             totals.stock_version,
             product.limit_per_customer or 0,
             self._keys.restocked_channel,

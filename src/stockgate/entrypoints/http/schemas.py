@@ -9,13 +9,14 @@ from typing import Annotated, TypeVar
 import msgspec
 
 from stockgate.domain.errors import InvalidInput, MalformedBody
-from stockgate.domain.reservation import Reservation, ReservationLine
+from stockgate.domain.reservation import MAX_LINES, MAX_QUANTITY, Reservation, ReservationLine
 from stockgate.services.catalog import ProductView
 
 T = TypeVar("T")
-MAX_ITEMS = 50
 ProductId = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
-Quantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
+# The bounds any deployment could allow; STOCKGATE_MAX_QUANTITY (at most MAX_QUANTITY) is
+# checked by the domain (check_lines) with the same message as every other line rule.
+Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
 
 
 class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -24,7 +25,7 @@ class ItemIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ReservationIn(msgspec.Struct, forbid_unknown_fields=True):
-    items: Annotated[list[ItemIn], msgspec.Meta(min_length=1, max_length=MAX_ITEMS)]
+    items: Annotated[list[ItemIn], msgspec.Meta(min_length=1, max_length=MAX_LINES)]
 
     def lines(self) -> tuple[ReservationLine, ...]:
         return tuple(ReservationLine(i.product_id, i.quantity) for i in self.items)
