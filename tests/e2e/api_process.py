@@ -41,8 +41,8 @@ def running_api(
         deadline = time.monotonic() + timeout
         while True:
             if process.poll() is not None:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"stockgate api exited early:\n{output}")
+                early = process.stdout.read().decode() if process.stdout else ""
+                raise RuntimeError(f"stockgate api exited early:\n{early}")
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break

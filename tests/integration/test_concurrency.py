@@ -51,11 +51,17 @@ async def assert_consistent(container: Container) -> None:
         assert (product.leaked, product.oversold, product.ledger_ok) == (0, 0, True), product
 
 
-def one_line(product_id: int, quantity: int = 1, **kwargs: object) -> ReserveRequest:
+def one_line(
+    product_id: int,
+    quantity: int = 1,
+    *,
+    customer: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+) -> ReserveRequest:
     return ReserveRequest(
-        kwargs.pop("customer", None) or uuid.uuid4(),  # type: ignore[arg-type]
+        customer or uuid.uuid4(),
         (ReservationLine(product_id, quantity),),
-        **kwargs,  # type: ignore[arg-type]
+        idempotency_key=idempotency_key,
     )
 
 

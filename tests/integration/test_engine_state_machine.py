@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -63,7 +63,7 @@ class EngineMachine(RuleBasedStateMachine):
         self.active: dict[uuid.UUID, Reservation] = {}
         self.crashed = False
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    def run(self, coroutine: Awaitable[T]) -> T:
         return self.loop.run_until_complete(coroutine)
 
     @property

@@ -221,6 +221,7 @@ async def test_ended_reservation_whose_give_back_was_lost_is_given_back_by_recon
             made.customer_id,
             journal=container.journal,
             uow_factory=container.uow_factory,
+            # A stand-in with only give_back, the one gate method release calls here.
             gate=GiveBackLost(),  # type: ignore[arg-type]
         )
     assert (await run_reconcile(container, fix=False)).leaked == 2
@@ -248,6 +249,7 @@ async def test_reconcile_keeps_a_hold_whose_row_lands_before_the_fence(
 
     report = await reconcile_product(
         product.id,
+        # Its context manager yields a real unit of work, which is all reconcile_product uses.
         uow_factory=row_lands_late,  # type: ignore[arg-type]
         gate=container.gate,
         clock=LaterClock(10),
@@ -354,7 +356,7 @@ async def test_one_products_bad_data_does_not_stop_the_others_repair(
         await clients(container).redis.delete(holds_key)
         await clients(container).redis.set(holds_key, "oops")
     else:
-        await clients(container).redis.hset(holds_key, "not-a-reservation-id", "garbage")  # type: ignore[misc]
+        await clients(container).redis.hset(holds_key, "not-a-reservation-id", "garbage")
     orphan = Reservation.new(request(fine.id, 2), now=container.clock.now(), hold_seconds=600)
     await container.gate.take(orphan, None, "")  # never journaled
     report = await run_reconcile(container, fix=True)

@@ -134,8 +134,8 @@ async def test_restock_whose_gate_call_fails_frees_the_product_for_the_next(
         async def add_stock(self, product_id: int, quantity: int, version: int) -> None:
             raise StoreUnavailable("redis")
 
-    with pytest.raises(StoreUnavailable):
-        await restock(product.sku, 5, uow_factory=container.uow_factory, gate=DownGate())
+    with pytest.raises(StoreUnavailable):  # a stand-in with add_stock, all restock calls
+        await restock(product.sku, 5, uow_factory=container.uow_factory, gate=DownGate())  # type: ignore[arg-type]
     assert await advisory_locks(container) == 0  # not kept by a pooled connection
     async with asyncio.timeout(5):  # the next restock does not wait for a leaked lock
         await restock(product.sku, 1, uow_factory=container.uow_factory, gate=container.gate)
@@ -164,7 +164,8 @@ async def test_restock_waiting_too_long_for_another_says_so_and_changes_nothing(
     finally:
         await other.close()
     async with container.uow_factory() as uow:
-        assert (await uow.products.get(product.id)).stock == 10  # type: ignore[union-attr]
+        unchanged = await uow.products.get(product.id)
+        assert unchanged is not None and unchanged.stock == 10
     assert await available(container, product.id) == 10
     restocked = await restock(
         product.sku, 5, uow_factory=container.uow_factory, gate=container.gate

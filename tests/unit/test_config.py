@@ -124,7 +124,7 @@ def test_up_makes_a_random_secret_key_once_and_keeps_it_private(tmp_path: Path) 
 
 def test_up_hands_on_a_configured_secret_key_and_writes_nothing(tmp_path: Path) -> None:
     strong = secrets.token_urlsafe(48)
-    settings = Settings(data_dir=tmp_path / "data", secret_key=strong)  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path / "data", secret_key=strong)
     assert up_secret_key(settings) == strong
     assert not (tmp_path / "data").exists()
 

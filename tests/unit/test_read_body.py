@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
+from litestar.types import HTTPRequestEvent, ReceiveMessage
 
 from stockgate.entrypoints.http.fast_path import BodyTooLarge, read_body
 
@@ -12,18 +11,18 @@ from stockgate.entrypoints.http.fast_path import BodyTooLarge, read_body
 class Messages:
     """An ASGI `receive` that hands out the given messages and fails if asked for more."""
 
-    def __init__(self, *messages: dict[str, Any]) -> None:
+    def __init__(self, *messages: ReceiveMessage) -> None:
         self._messages = list(messages)
         self.received = 0
 
-    async def __call__(self) -> dict[str, Any]:
+    async def __call__(self) -> ReceiveMessage:
         if self.received == len(self._messages):
             raise AssertionError("receive() awaited after the body was whole")
         self.received += 1
         return self._messages[self.received - 1]
 
 
-def body(data: bytes, *, more: bool) -> dict[str, Any]:
+def body(data: bytes, *, more: bool) -> HTTPRequestEvent:
     return {"type": "http.request", "body": data, "more_body": more}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 
 from stockgate.domain.errors import StoreUnavailable
@@ -40,13 +42,13 @@ async def test_retry_keeps_waiting_while_the_gate_still_fails(world: World) -> N
     await world.reserve([(a.id, 1)])
     world.clock.advance(601)
     pending = PendingGiveBacks()
-    kwargs = {"uow_factory": world.uow_factory, "gate": world.gate, "clock": world.clock}
+    expire = partial(expire_due, uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
     world.gate.fail = True
-    await expire_due(pending=pending, **kwargs)  # type: ignore[arg-type]
-    again = await expire_due(pending=pending, **kwargs)  # type: ignore[arg-type]
+    await expire(pending=pending)
+    again = await expire(pending=pending)
     assert (again.retried, again.failed, again.waiting) == (0, 1, 1)
     world.gate.fail = False
-    assert (await expire_due(pending=pending, **kwargs)).retried == 1  # type: ignore[arg-type]
+    assert (await expire(pending=pending)).retried == 1
     assert await world.available(a.id) == 5
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 import pytest
 
@@ -118,7 +119,7 @@ async def test_expire_due_takes_at_most_one_batch(world: World) -> None:
     for _ in range(5):
         await world.reserve([(a.id, 1)])
     world.clock.advance(601)
-    kwargs = {"uow_factory": world.uow_factory, "gate": world.gate, "clock": world.clock}
-    assert (await expire_due(batch=3, **kwargs)).expired == 3  # type: ignore[arg-type]
-    assert (await expire_due(batch=3, **kwargs)).expired == 2  # type: ignore[arg-type]
+    expire = partial(expire_due, uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+    assert (await expire(batch=3)).expired == 3
+    assert (await expire(batch=3)).expired == 2
     assert await world.available(a.id) == 10
