@@ -341,10 +341,6 @@ class FakeProducts:
     async def list(self) -> list[Product]:
         return sorted(self._db.data.products.values(), key=lambda p: p.id)
 
-    async def limits(self, product_ids: Sequence[int]) -> dict[int, int | None]:
-        products = self._db.data.products
-        return {pid: products[pid].limit_per_customer for pid in product_ids if pid in products}
-
     async def totals(self, product_id: int) -> ProductTotals | None:
         return self._db.totals(product_id)
 

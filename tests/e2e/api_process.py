@@ -26,7 +26,7 @@ def free_port() -> int:
 def running_api(
     env: dict[str, str],
     *,
-    timeout: float = 20.0,
+    timeout: float = 60.0,
     log_level: str = "warning",
     output: list[str] | None = None,
 ) -> Iterator[str]:

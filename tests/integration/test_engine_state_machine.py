@@ -24,6 +24,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from stockgate.adapters.clock import SystemClock
 from stockgate.adapters.postgres.tables import reservation_lines, reservations
+from stockgate.adapters.redis.keys import Keys
 from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings, StoreUrls
 from stockgate.domain.errors import LimitExceeded, SoldOut
@@ -175,7 +176,9 @@ class EngineMachine(RuleBasedStateMachine):
         chosen = self.active[data.draw(st.sampled_from(list(self.active)))]
         line = data.draw(st.sampled_from(chosen.lines))
         self.run(
-            clients(self.c).redis.hdel(self.c.gate._keys.holds(line.product_id), chosen.id.hex)
+            clients(self.c).redis.hdel(
+                Keys(self.c.settings.redis_prefix).holds(line.product_id), chosen.id.hex
+            )
         )
         self.crashed = True
         self.reconcile_and_check_quiet()

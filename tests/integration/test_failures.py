@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from stockgate.adapters.clock import SystemClock
 from stockgate.adapters.postgres import journal as journal_module
 from stockgate.adapters.postgres.journal import GroupCommitJournal
+from stockgate.adapters.redis.keys import Keys
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import (
     LimitExceeded,
@@ -351,7 +352,7 @@ async def test_one_products_bad_data_does_not_stop_the_others_repair(
     container: Container, make_product: MakeProduct, damage: str
 ) -> None:
     broken, fine = await make_product(stock=5), await make_product(stock=5)
-    holds_key = container.gate._keys.holds(broken.id)
+    holds_key = Keys(container.settings.redis_prefix).holds(broken.id)
     if damage == "key of the wrong type":  # Redis itself refuses: WRONGTYPE
         await clients(container).redis.delete(holds_key)
         await clients(container).redis.set(holds_key, "oops")

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
+from stockgate.adapters.redis.gate import RedisStockGate
+from stockgate.adapters.redis.keys import Keys
 from stockgate.bootstrap import Container
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.ports import GateHold, TakeStatus
@@ -187,7 +189,9 @@ async def test_set_total_corrects_available_and_skips_newer_versions(
     taken = reservation((a.id, 4))
     await container.gate.take(taken, None, "")
     await container.journal.record(taken)
-    await clients(container).redis.hset(container.gate._keys.stock(a.id), "available", 50)
+    await clients(container).redis.hset(
+        Keys(container.settings.redis_prefix).stock(a.id), "available", 50
+    )
     async with container.uow_factory() as uow:
         totals = await uow.products.totals(a.id)
     assert totals is not None
@@ -206,7 +210,9 @@ async def test_stop_finishes_gate_calls_already_made(
     held = reservation((product.id, 2))
     taking = asyncio.ensure_future(container.gate.take(held, None, ""))
     await asyncio.sleep(0)  # the call is queued for the next tick's batch
-    await container.gate.stop()  # shutting down must not drop it half-way
+    gate = container.gate
+    assert isinstance(gate, RedisStockGate)
+    await gate.stop()  # shutting down must not drop it half-way
     assert taking.done() and taking.result().status is TakeStatus.TAKEN
     assert await available(container, product.id) == 3
 

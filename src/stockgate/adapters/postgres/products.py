@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -105,14 +104,6 @@ class PostgresProducts:
     async def list(self) -> list[Product]:
         rows = await self._connection.execute(products.select().order_by(products.c.id))
         return [_product(row) for row in rows]
-
-    async def limits(self, product_ids: Sequence[int]) -> dict[int, int | None]:
-        rows = await self._connection.execute(
-            sa.select(products.c.id, products.c.limit_per_customer).where(
-                products.c.id.in_(product_ids)
-            )
-        )
-        return {row.id: row.limit_per_customer for row in rows}
 
     async def totals(self, product_id: int) -> ProductTotals | None:
         row = (await self._connection.execute(TOTALS_SQL, {"product_id": product_id})).one_or_none()

@@ -16,12 +16,6 @@ metadata = sa.MetaData(
 )
 
 
-def _created_at() -> sa.Column[object]:
-    return sa.Column(
-        "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-    )
-
-
 products = sa.Table(
     "products",
     metadata,

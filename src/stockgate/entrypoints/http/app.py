@@ -18,6 +18,7 @@ from stockgate.entrypoints.http.fast_path import ReservationFastPath
 from stockgate.entrypoints.http.problems import HANDLERS
 from stockgate.entrypoints.http.rate_limit import RateLimiter
 from stockgate.entrypoints.http.request_context import RequestContext
+from stockgate.entrypoints.http.reservation_docs import describe_reservations
 from stockgate.entrypoints.http.routes import ROUTES
 from stockgate.entrypoints.http.state import ApiState
 
@@ -60,7 +61,7 @@ def create_litestar(
             await container.close()
             log.info("api.stopped")
 
-    return Litestar(
+    app = Litestar(
         route_handlers=ROUTES,
         lifespan=[lifespan],
         middleware=[context.middleware],
@@ -78,3 +79,5 @@ def create_litestar(
         # the root handler with its own format in each worker.
         logging_config=None,
     )
+    describe_reservations(app.openapi_schema)  # served by the fast path, not by a route
+    return app

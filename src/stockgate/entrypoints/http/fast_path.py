@@ -2,9 +2,10 @@
 
 Taking or refusing a reservation is the request a drop sends thousands of times a second.
 Served here it skips the framework's routing, exception middleware and response machinery,
-about a third of its CPU (docs/performance.md). Every other request, and the lifespan, goes
-to Litestar. The answer itself comes from `answer_reservation`, shared with the documented
-Litestar route, so both answer alike.
+about a third of its CPU (docs/performance.md, decision 0008). It is the endpoint's only
+implementation: Litestar has no route for it, reservation_docs.py describes it in the
+OpenAPI document, and an e2e test checks every answer against that description. Every other
+request, and the lifespan, goes to Litestar.
 """
 
 from __future__ import annotations

@@ -1,8 +1,4 @@
-"""Taking a reservation over HTTP, independent of the framework.
-
-Both the documented Litestar route and the raw ASGI fast path (fast_path.py) answer
-`POST /api/v1/reservations` through `answer_reservation`, so the two cannot drift apart.
-"""
+"""Taking a reservation over HTTP, independent of the framework: the fast path's answer."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def _json(name: str) -> Reference:
 
 def _problem(description: str, *names: str, retry_after: bool = False) -> OpenAPIResponse:
     schema: Reference | Schema = (
-        _json(names[0]) if len(names) == 1 else Schema(one_of=[_json(n) for n in names])
+        _json(names[0]) if len(names) == 1 else Schema(any_of=[_json(n) for n in names])
     )
     headers: dict[str, OpenAPIHeader | Reference] | None = None
     if retry_after:
@@ -108,7 +108,7 @@ RESPONSES: dict[str, OpenAPIResponse | Reference] = {
     ),
     "413": _problem("`body_too_large`: over STOCKGATE_MAX_BODY_BYTES.", "Problem"),
     "422": _problem(
-        "`invalid_input` (quantities, item count, types; strict: \"2\" is not 2) or "
+        '`invalid_input` (quantities, item count, types; strict: "2" is not 2) or '
         "`unknown_product`.",
         "InvalidInputProblem",
         "UnknownProductProblem",

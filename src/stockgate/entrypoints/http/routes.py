@@ -7,12 +7,10 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, delete, get, post
-from litestar.response.base import ASGIResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stockgate.adapters import metrics
 from stockgate.entrypoints.http.health import readiness
-from stockgate.entrypoints.http.reservation_answer import answer_reservation
 from stockgate.entrypoints.http.schemas import (
     CustomerOut,
     ProductOut,
@@ -68,37 +66,6 @@ async def get_product(request: Request[Any, Any, Any], product_id: int) -> Produ
     return ProductOut.of(view)
 
 
-@post(
-    "/api/v1/reservations",
-    tags=["reservations"],
-    summary="Hold every item or none, for STOCKGATE_HOLD_SECONDS.",
-    description=(
-        "409 `sold_out` (with product_id and available) or `limit_exceeded`; 422 invalid input; "
-        "401 without a valid token; 503 `unavailable` when a store is down (nothing is "
-        "taken, unless the write's outcome was unknown: then the reservation either exists "
-        "or is given back by the reconciler). "
-        "A repeated request with the same Idempotency-Key returns the original reservation. "
-        'Body: {"items": [{"product_id": 1, "quantity": 2}]} (1-50 items, one per product).'
-    ),
-)
-async def create_reservation(request: Request[Any, Any, Any]) -> ASGIResponse:
-    # Served by the raw ASGI fast path in production (fast_path.py); this route documents
-    # the endpoint and answers it identically when the app runs without the fast path.
-    answer = await answer_reservation(
-        api(request),
-        request.headers.get("authorization"),
-        request.headers.get("idempotency-key"),
-        await request.body(),
-    )
-    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else None
-    return ASGIResponse(
-        body=answer.body,
-        status_code=answer.status,
-        media_type=answer.media_type,
-        headers=headers,
-    )
-
-
 @get("/api/v1/reservations/{reservation_id:uuid}", tags=["reservations"], summary="Own only.")
 async def show_reservation(
     request: Request[Any, Any, Any], reservation_id: uuid.UUID
@@ -140,7 +107,6 @@ ROUTES = [
     create_customer,
     list_products,
     get_product,
-    create_reservation,
     show_reservation,
     release_reservation,
 ]
