@@ -22,7 +22,8 @@ class ReservationStatus(StrEnum):
     ACTIVE = "active"
     RELEASED = "released"  # given back by the buyer, or by the reconciler as a repair
     EXPIRED = "expired"
-    CONVERTED = "converted"  # paid: its units are sold (payments stage)
+    CONVERTED = "converted"  # paid: its units are sold
+    RETURNED = "returned"  # converted, then a refund put its units back on sale
     # Never became durable: the id is fenced so that a late write of it cannot commit, and
     # its gate hold was given back. Has no lines and no ledger entries; buyers see a 404.
     VOID = "void"
@@ -95,6 +96,35 @@ class Reservation:
     def repair(self) -> tuple[Reservation, list[LedgerEntry]]:
         """The reconciler found it in PostgreSQL only and could not restore it in the gate."""
         return self._end(ReservationStatus.RELEASED, LedgerKind.REPAIRED)
+
+    def convert(self) -> tuple[Reservation, list[LedgerEntry]]:
+        """Paid: the held units are sold."""
+        return self._end(ReservationStatus.CONVERTED, LedgerKind.SOLD)
+
+    def convert_late(self) -> tuple[Reservation, list[LedgerEntry]]:
+        """Paid after it expired, its units taken again: held anew, then sold."""
+        if self.status is not ReservationStatus.EXPIRED:
+            raise ReservationNotActive(f"reservation {self.id} is {self.status}, not expired")
+        entries = self.held_entries() + [self._entry(LedgerKind.SOLD, line) for line in self.lines]
+        return replace(self, status=ReservationStatus.CONVERTED), entries
+
+    def return_units(self, refund_id: str) -> tuple[Reservation, list[LedgerEntry]]:
+        """A refund puts a sale's units back on sale, once per refund (`ref`)."""
+        if self.status is not ReservationStatus.CONVERTED:
+            raise ReservationNotActive(f"reservation {self.id} is {self.status}, not converted")
+        entries = [
+            LedgerEntry(
+                line.product_id, LedgerKind.REFUND_RETURNED, line.quantity, self.id, refund_id
+            )
+            for line in self.lines
+        ]
+        return replace(self, status=ReservationStatus.RETURNED), entries
+
+    def extend_to(self, expires_at: datetime) -> Reservation:
+        """Hold longer (never shorter) while a payment is in flight."""
+        if self.status is not ReservationStatus.ACTIVE:
+            raise ReservationNotActive(f"reservation {self.id} is {self.status}")
+        return replace(self, expires_at=max(self.expires_at, expires_at))
 
     def _end(
         self, status: ReservationStatus, kind: LedgerKind

@@ -12,6 +12,7 @@ from typing import Any, Protocol, Self
 
 from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.ledger import LedgerEntry
+from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationStatus
 from stockgate.domain.stock import StockLevels
@@ -147,9 +148,120 @@ class ReservationRepository(Protocol):
         """Store the new status of reservations that just ended."""
         ...
 
+    async def move(self, reservation: Reservation, *, was: ReservationStatus) -> None:
+        """Store a reservation's new status (and expiry) if it still has status `was`;
+        raises ReservationNotActive otherwise (someone else moved it first)."""
+        ...
+
 
 class LedgerRepository(Protocol):
     async def add(self, entries: Sequence[LedgerEntry]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One line of an order's history (status moves, payments, fulfillment, refunds)."""
+
+    order_id: uuid.UUID
+    at: datetime
+    kind: str
+    detail: Mapping[str, Any]
+
+
+class OrderRepository(Protocol):
+    async def add(self, order: Order) -> None: ...
+    async def get(self, order_id: uuid.UUID, *, lock: bool = False) -> Order | None: ...
+    async def for_reservation(
+        self, reservation_id: uuid.UUID, *, lock: bool = False
+    ) -> Order | None: ...
+    async def for_intent(self, intent_id: str, *, lock: bool = False) -> Order | None: ...
+
+    async def save(self, order: Order) -> None:
+        """Store the order's new state (status, payment, flag, fulfillment fields)."""
+        ...
+
+    async def with_status(
+        self,
+        statuses: Sequence[OrderStatus],
+        *,
+        created_before: datetime | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> list[Order]:
+        """Orders in these statuses, oldest first, after the id `after` (keyset paging)."""
+        ...
+
+    async def history(self, order_id: uuid.UUID) -> list[OrderEvent]: ...
+
+    async def record(self, order_id: uuid.UUID, kind: str, **detail: Any) -> None:
+        """Append to the order's history, in this unit of work."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    event: PaymentEvent
+    received_at: datetime
+    processed_at: datetime | None
+    outcome: str | None
+    attempts: int
+    last_error: str | None
+
+
+class WebhookInbox(Protocol):
+    """Webhook events as received (I5): stored before the 2xx, applied once, replayable."""
+
+    async def add(self, event: PaymentEvent) -> bool:
+        """Store a newly received event; False when its id was stored before."""
+        ...
+
+    async def get(self, event_id: str, *, lock: bool = False) -> InboxEvent | None:
+        """With `lock`, the row stays locked until the unit of work ends (skip if locked:
+        None is returned while another worker applies it)."""
+        ...
+
+    async def processed(self, event_id: str, outcome: str) -> None: ...
+    async def failed(self, event_id: str, error: str) -> None: ...
+    async def reopen(self, event_id: str) -> bool:
+        """Mark for applying again (an operator's replay); False when unknown."""
+        ...
+
+    async def unprocessed(self, *, received_before: datetime, limit: int) -> list[str]: ...
+    async def recent(
+        self, *, limit: int, before: datetime | None = None, unprocessed_only: bool = False
+    ) -> list[InboxEvent]: ...
+
+
+class OutboxKind(StrEnum):
+    CANCEL_INTENT = "cancel_intent"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    kind: OutboxKind
+    order_id: uuid.UUID
+    payment_intent_id: str
+    key: str  # also the provider's idempotency key
+    attempts: int
+
+
+class PaymentOutbox(Protocol):
+    """Calls to the payment provider that must happen but must not block their caller."""
+
+    async def add(
+        self, kind: OutboxKind, order_id: uuid.UUID, payment_intent_id: str, key: str
+    ) -> None:
+        """In the caller's unit of work; a key already there is not added again."""
+        ...
+
+    async def claim_due(self, *, limit: int) -> list[OutboxItem]:
+        """Due items, locked until the unit of work ends (other workers skip them)."""
+        ...
+
+    async def done(self, item_id: int) -> None: ...
+    async def retry_later(self, item_id: int, error: str, delay_seconds: float) -> None: ...
 
 
 class UnitOfWork(Protocol):
@@ -163,6 +275,15 @@ class UnitOfWork(Protocol):
 
     @property
     def ledger(self) -> LedgerRepository: ...
+
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def inbox(self) -> WebhookInbox: ...
+
+    @property
+    def outbox(self) -> PaymentOutbox: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -283,6 +404,10 @@ class PaymentProvider(Protocol):
 
     def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
         """Check the webhook signature and parse the event; raises InvalidWebhook."""
+        ...
+
+    def parse_event(self, payload: Mapping[str, Any]) -> PaymentEvent:
+        """An event stored in the inbox, parsed again (no signature: it was checked)."""
         ...
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockgate.adapters.postgres.tables import reservation_lines, reservations
+from stockgate.domain.errors import ReservationNotActive
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 
 # The statements of the release and expiry paths are built once: building a SQLAlchemy
@@ -102,6 +103,21 @@ class PostgresReservations:
             by_status[reservation.status.value].append(reservation.id)
         for status, ids in by_status.items():
             await self._connection.execute(END, {"ids": ids, "new_status": status})
+
+    async def move(self, reservation: Reservation, *, was: ReservationStatus) -> None:
+        moved = await self._connection.execute(
+            reservations.update()
+            .where(reservations.c.id == reservation.id)
+            .where(reservations.c.status == was.value)
+            .values(
+                status=reservation.status.value,
+                expires_at=reservation.expires_at,
+                ended_at=None if reservation.status is ReservationStatus.ACTIVE else sa.func.now(),
+            )
+            .returning(reservations.c.id)
+        )
+        if moved.first() is None:
+            raise ReservationNotActive(f"reservation {reservation.id} is no longer {was}")
 
     async def _load(self, query: sa.Select[Any], params: dict[str, Any]) -> list[Reservation]:
         return reservations_from_rows((await self._connection.execute(query, params)).mappings())

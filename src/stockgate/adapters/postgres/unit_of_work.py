@@ -16,10 +16,14 @@ from stockgate.adapters.postgres.database import (
     is_lock_timeout,
     is_missing_schema,
 )
+from stockgate.adapters.postgres.inbox import PostgresInbox
 from stockgate.adapters.postgres.ledger import PostgresLedger
+from stockgate.adapters.postgres.orders import PostgresOrders
+from stockgate.adapters.postgres.outbox import PostgresOutbox
 from stockgate.adapters.postgres.products import PostgresProducts
 from stockgate.adapters.postgres.reservations import PostgresReservations
 from stockgate.domain.errors import RestockInProgress, SchemaMissing, StoreUnavailable
+from stockgate.services.ports import PaymentProvider
 
 # Session-level advisory locks, keyed (namespace, product id): they survive the commit, so a
 # gate call made after it is covered too. Taking the lock through the SKU finds the product
@@ -39,9 +43,13 @@ class PostgresUnitOfWork:
     products: PostgresProducts
     reservations: PostgresReservations
     ledger: PostgresLedger
+    orders: PostgresOrders
+    inbox: PostgresInbox
+    outbox: PostgresOutbox
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, payments: PaymentProvider | None = None) -> None:
         self._engine = engine
+        self._payments = payments
         self._connection: AsyncConnection | None = None
         self._locked = False
 
@@ -58,6 +66,9 @@ class PostgresUnitOfWork:
         self.products = PostgresProducts(self._connection)
         self.reservations = PostgresReservations(self._connection)
         self.ledger = PostgresLedger(self._connection)
+        self.orders = PostgresOrders(self._connection)
+        self.inbox = PostgresInbox(self._connection, self._payments)
+        self.outbox = PostgresOutbox(self._connection)
         return self
 
     async def __aexit__(
@@ -115,8 +126,9 @@ class PostgresUnitOfWork:
 
 
 class PostgresUnitOfWorkFactory:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, payments: PaymentProvider | None = None) -> None:
         self._engine = engine
+        self._payments = payments  # parses stored webhook events
 
     def __call__(self) -> PostgresUnitOfWork:
-        return PostgresUnitOfWork(self._engine)
+        return PostgresUnitOfWork(self._engine, self._payments)
