@@ -214,7 +214,8 @@ class PaymentStateConflict(Conflict):
 
 class PaymentRequestRejected(StockgateError):
     """The payment provider refused a request as invalid (a bug, a currency the account does not
-    take, a wrong API key): asking again the same way fails the same way."""
+    take): asking again the same way fails the same way. A wrong API key is not this but
+    PaymentProviderUnavailable: nothing works until an operator fixes it."""
 
     code = "payment_request_rejected"
     title = "The payment provider refused the request"
