@@ -127,8 +127,13 @@ async def events_of(fake: FakeStripe, intent_id: str) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    path: str
+    headers: Mapping[str, str]  # names in lower case
     body: bytes
-    signature: str | None
+
+    @property
+    def signature(self) -> str | None:
+        return self.headers.get("stripe-signature")
 
     @property
     def event(self) -> dict[str, Any]:
@@ -137,7 +142,10 @@ class Delivery:
 
 
 class WebhookReceiver:
-    """Records every POST on 127.0.0.1 at a free port and answers `status` (default 200)."""
+    """Records every POST on 127.0.0.1 at a free port and answers `status` (default 200).
+
+    Also a stand-in for a Stripe API that fails: point the adapter's API base at it with
+    `status=500` and it records each attempt the SDK makes."""
 
     def __init__(self, status: int = 200) -> None:
         self.status = status
@@ -147,7 +155,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                receiver.deliveries.append(Delivery(body, self.headers.get("Stripe-Signature")))
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                receiver.deliveries.append(Delivery(self.path, headers, body))
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
