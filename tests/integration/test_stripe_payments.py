@@ -28,6 +28,7 @@ from tests.fake_stripe_server import (
     WebhookReceiver,
     about,
     confirm_intent,
+    events_of,
     payments_for,
     running_fake_stripe,
     signed_webhook,
@@ -124,6 +125,10 @@ async def test_declined_card_leaves_the_intent_payable_and_a_retry_succeeds(
     assert (await payments.get_intent(intent.id)).status == "requires_payment_method"
     await confirm_intent(fake_stripe, intent.id)
     assert (await payments.get_intent(intent.id)).status == "succeeded"
+    assert [e["type"] for e in await events_of(fake_stripe, intent.id)] == [
+        "payment_intent.payment_failed",
+        "payment_intent.succeeded",
+    ]
 
 
 async def test_canceling_twice_returns_the_canceled_intent(payments: StripePayments) -> None:

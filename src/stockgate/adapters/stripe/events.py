@@ -34,10 +34,12 @@ def intent_from(obj: Mapping[str, Any]) -> PaymentIntent:
     )
 
 
-def refund_from(obj: Mapping[str, Any]) -> Refund:
+def refund_from(obj: Mapping[str, Any], intent_id: str = "") -> Refund:
+    """A refund; `intent_id` stands in when the refund does not name its payment (the fake's
+    refunds of a charge)."""
     return Refund(
         id=str(obj["id"]),
-        payment_intent_id=_id_of(obj.get("payment_intent")) or "",
+        payment_intent_id=_id_of(obj.get("payment_intent")) or intent_id,
         amount_cents=int(obj["amount"]),
         status=str(obj["status"]),
     )

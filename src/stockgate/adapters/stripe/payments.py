@@ -146,7 +146,7 @@ class StripePayments:
         earlier = await self._refunds(intent_id)
         done = _refund_made_with(key, earlier) or _covering_refund(intent, earlier)
         if done is not None:
-            return refund_from(done)
+            return refund_from(done, intent_id)
         try:
             async with self._call("refund a payment", intent_id):
                 refund = await self._client.v1.refunds.create_async(
@@ -157,12 +157,14 @@ class StripePayments:
                     {"idempotency_key": key},
                 )
         except PaymentRequestRejected as exc:
-            # Refunded in full meanwhile by a concurrent request (Stripe's code for it).
-            covering = _covering_refund(intent, await self._refunds(intent_id))
-            if exc.facts.get("stripe_code") != "charge_already_refunded" or covering is None:
+            if exc.facts.get("stripe_code") != "charge_already_refunded":
                 raise
-            return refund_from(covering)
-        return refund_from(refund.to_dict())
+            # Refunded in full meanwhile, by a concurrent request with another key.
+            covering = _covering_refund(intent, await self._refunds(intent_id))
+            if covering is None:
+                raise
+            return refund_from(covering, intent_id)
+        return refund_from(refund.to_dict(), intent_id)
 
     async def _refunds(self, intent_id: str) -> list[dict[str, Any]]:
         """The payment's refunds, newest first."""
