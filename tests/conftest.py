@@ -39,6 +39,9 @@ from stockgate.services.reconcile import ReconcileReport, reconcile
 
 T = TypeVar("T")
 
+# The fake Stripe server's fixtures (started only by tests that ask for them).
+pytest_plugins = ("tests.fake_stripe_server",)
+
 LOCAL_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_REDIS_URL = "redis://127.0.0.1:6379/0"
 

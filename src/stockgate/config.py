@@ -119,6 +119,18 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = Field(
         default=None, description="Stripe API base URL (the fake Stripe's URL in development)."
     )
+    stripe_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=80,
+        description="Timeout of one Stripe API request (connecting, sending, reading each).",
+    )
+    stripe_max_network_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Retries of a Stripe request after a network error, timeout, 409 or 5xx.",
+    )
     fake_stripe_port: int = Field(
         default=8420, ge=1, le=65535, description="Port of the local fake Stripe started by `up`."
     )

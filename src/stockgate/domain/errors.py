@@ -196,6 +196,43 @@ class PaymentProviderUnavailable(StoreUnavailable):
         super().__init__("stripe", detail or "the payment provider is unavailable; try again")
 
 
+class PaymentIntentNotFound(NotFound):
+    """The payment provider has no PaymentIntent with this id (a typo, another account, or the
+    fake Stripe started afresh)."""
+
+    code = "payment_intent_not_found"
+
+    def __init__(self, intent_id: str) -> None:
+        super().__init__(
+            f"the payment provider has no payment intent {intent_id}", payment_intent_id=intent_id
+        )
+
+
+class PaymentStateConflict(Conflict):
+    """The payment's state at the provider does not allow the action: canceling a payment that
+    succeeded (refund it instead), refunding one that never succeeded."""
+
+    code = "payment_state_conflict"
+    title = "The payment's state does not allow this"
+
+    def __init__(self, intent_id: str, status: str, action: str) -> None:
+        super().__init__(
+            f"cannot {action} payment intent {intent_id}: it is {status}",
+            payment_intent_id=intent_id,
+            status=status,
+        )
+        self.status = status
+
+
+class PaymentRequestRejected(StockgateError):
+    """The payment provider refused a request as invalid (a bug, a currency the account does not
+    take): asking again the same way fails the same way. A wrong API key is not this but
+    PaymentProviderUnavailable: nothing works until an operator fixes it."""
+
+    code = "payment_request_rejected"
+    title = "The payment provider refused the request"
+
+
 class InvalidWebhook(StockgateError):
     """A webhook whose signature, age or body is wrong: refused with 400, never stored."""
 

@@ -294,7 +294,12 @@ def _signal(pid: int, sig: signal.Signals, *, group: bool) -> None:
 
 
 def start_fake_stripe(settings: Settings, env: dict[str, str]) -> FakeStripe | None:
-    fake = FakeStripe(settings.fake_stripe_port, settings.data_dir.resolve() / "fake-stripe.log")
+    data_dir = settings.data_dir.resolve()
+    # Its own state directory: intents survive a restart of `up` like the embedded stores' data,
+    # and no other localstripe on the machine shares them.
+    fake = FakeStripe(
+        settings.fake_stripe_port, data_dir / "fake-stripe.log", state_dir=data_dir / "fake-stripe"
+    )
     try:
         fake.start()
         fake.register_webhook(f"{api_url(settings)}/api/v1/stripe/webhook")
