@@ -14,17 +14,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from stockgate.domain.admin_user import AdminUser
-from stockgate.domain.errors import Conflict, DuplicateSku, ProductNotFound, StoreUnavailable
+from stockgate.domain.errors import (
+    Conflict,
+    DuplicateSku,
+    ProductNotFound,
+    ReservationNotActive,
+    StoreUnavailable,
+)
 from stockgate.domain.ledger import LedgerEntry, LedgerKind, levels_from
+from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationStatus
 from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
     GateHold,
     GateState,
+    InboxEvent,
+    OrderEvent,
+    OutboxItem,
+    OutboxKind,
+    PaymentEvent,
     ProductTotals,
     TakeResult,
     TakeStatus,
@@ -249,6 +261,10 @@ class FakeData:
     products: dict[int, Product] = field(default_factory=dict)
     reservations: dict[uuid.UUID, Reservation] = field(default_factory=dict)
     ledger: list[tuple[int, LedgerEntry]] = field(default_factory=list)  # (id, entry)
+    orders: dict[uuid.UUID, Order] = field(default_factory=dict)
+    order_events: list[OrderEvent] = field(default_factory=list)
+    inbox: dict[str, InboxEvent] = field(default_factory=dict)
+    outbox: dict[int, tuple[OutboxItem, bool]] = field(default_factory=dict)  # (item, done)
 
 
 class FakeDatabase:
@@ -381,6 +397,154 @@ class FakeReservations:
                     current, status=reservation.status
                 )
 
+    async def move(self, reservation: Reservation, *, was: ReservationStatus) -> None:
+        current = self._db.data.reservations.get(reservation.id)
+        if current is None or current.status is not was:
+            raise ReservationNotActive(f"reservation {reservation.id} is no longer {was}")
+        self._db.data.reservations[reservation.id] = replace(
+            current, status=reservation.status, expires_at=reservation.expires_at
+        )
+
+
+class FakeOrders:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def add(self, order: Order) -> None:
+        if any(o.reservation_id == order.reservation_id for o in self._db.data.orders.values()):
+            raise Conflict("one order per reservation")
+        self._db.data.orders[order.id] = order
+        await self.record(order.id, "created", amount_cents=order.amount_cents)
+
+    async def get(self, order_id: uuid.UUID, *, lock: bool = False) -> Order | None:
+        return self._db.data.orders.get(order_id)
+
+    async def for_reservation(
+        self, reservation_id: uuid.UUID, *, lock: bool = False
+    ) -> Order | None:
+        return next(
+            (o for o in self._db.data.orders.values() if o.reservation_id == reservation_id), None
+        )
+
+    async def for_intent(self, intent_id: str, *, lock: bool = False) -> Order | None:
+        return next(
+            (o for o in self._db.data.orders.values() if o.payment_intent_id == intent_id), None
+        )
+
+    async def save(self, order: Order) -> None:
+        was = self._db.data.orders[order.id].status
+        self._db.data.orders[order.id] = order
+        if was is not order.status:
+            await self.record(order.id, "status", before=was.value, after=order.status.value)
+
+    async def with_status(
+        self,
+        statuses: Sequence[OrderStatus],
+        *,
+        created_before: datetime | None = None,
+        after: uuid.UUID | None = None,
+        limit: int = 100,
+    ) -> list[Order]:
+        found = sorted(
+            (
+                o
+                for o in self._db.data.orders.values()
+                if o.status in statuses
+                and (created_before is None or o.created_at < created_before)
+                and (after is None or o.id > after)
+            ),
+            key=lambda o: o.id,
+        )
+        return found[:limit]
+
+    async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
+        return [e for e in self._db.data.order_events if e.order_id == order_id]
+
+    async def record(self, order_id: uuid.UUID, kind: str, **detail: Any) -> None:
+        self._db.data.order_events.append(OrderEvent(order_id, datetime.now(UTC), kind, detail))
+
+
+class FakeInbox:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def add(self, event: PaymentEvent) -> bool:
+        if event.id in self._db.data.inbox:
+            return False
+        self._db.data.inbox[event.id] = InboxEvent(event, datetime.now(UTC), None, None, 0, None)
+        return True
+
+    async def get(self, event_id: str, *, lock: bool = False) -> InboxEvent | None:
+        return self._db.data.inbox.get(event_id)
+
+    async def processed(self, event_id: str, outcome: str) -> None:
+        stored = self._db.data.inbox[event_id]
+        self._db.data.inbox[event_id] = replace(
+            stored,
+            processed_at=datetime.now(UTC),
+            outcome=outcome,
+            attempts=stored.attempts + 1,
+            last_error=None,
+        )
+
+    async def failed(self, event_id: str, error: str) -> None:
+        stored = self._db.data.inbox[event_id]
+        self._db.data.inbox[event_id] = replace(
+            stored, attempts=stored.attempts + 1, last_error=error
+        )
+
+    async def reopen(self, event_id: str) -> bool:
+        stored = self._db.data.inbox.get(event_id)
+        if stored is None:
+            return False
+        self._db.data.inbox[event_id] = replace(stored, processed_at=None, outcome=None)
+        return True
+
+    async def unprocessed(self, *, received_before: datetime, limit: int) -> list[str]:
+        return [
+            e.event.id
+            for e in self._db.data.inbox.values()
+            if e.processed_at is None and e.received_at < received_before
+        ][:limit]
+
+    async def recent(
+        self, *, limit: int, before: datetime | None = None, unprocessed_only: bool = False
+    ) -> list[InboxEvent]:
+        events = [
+            e
+            for e in self._db.data.inbox.values()
+            if (before is None or e.received_at < before)
+            and (not unprocessed_only or e.processed_at is None)
+        ]
+        return sorted(events, key=lambda e: e.received_at, reverse=True)[:limit]
+
+
+class FakeOutbox:
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def add(
+        self, kind: OutboxKind, order_id: uuid.UUID, payment_intent_id: str, key: str
+    ) -> None:
+        if any(item.key == key for item, _ in self._db.data.outbox.values()):
+            return
+        item_id = self._db.next_id()
+        self._db.data.outbox[item_id] = (
+            OutboxItem(item_id, kind, order_id, payment_intent_id, key, 0),
+            False,
+        )
+
+    async def claim_due(self, *, limit: int) -> list[OutboxItem]:
+        return [item for item, done in self._db.data.outbox.values() if not done][:limit]
+
+    async def done(self, item_id: int) -> None:
+        item, _ = self._db.data.outbox[item_id]
+        self._db.data.outbox[item_id] = (replace(item, attempts=item.attempts + 1), True)
+
+    async def retry_later(self, item_id: int, error: str, delay_seconds: float) -> None:
+        item, _ = self._db.data.outbox[item_id]
+        self._db.data.outbox[item_id] = (replace(item, attempts=item.attempts + 1), False)
+
 
 class FakeLedger:
     def __init__(self, db: FakeDatabase) -> None:
@@ -398,6 +562,9 @@ class FakeUnitOfWork:
         self.products = FakeProducts(db)
         self.reservations = FakeReservations(db)
         self.ledger = FakeLedger(db)
+        self.orders = FakeOrders(db)
+        self.inbox = FakeInbox(db)
+        self.outbox = FakeOutbox(db)
         self._snapshot: FakeData | None = None
         self.committed = False
 

@@ -204,6 +204,9 @@ class StripePayments:
             raise InvalidWebhook("the webhook body is not JSON") from None
         return event_from(body)
 
+    def parse_event(self, payload: Mapping[str, Any]) -> PaymentEvent:
+        return event_from(payload)
+
     # ------------------------------------------------------------------ errors
 
     @contextlib.asynccontextmanager
