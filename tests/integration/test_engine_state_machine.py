@@ -156,7 +156,7 @@ class EngineMachine(RuleBasedStateMachine):
         del self.active[chosen]
 
     @precondition(lambda self: self.products)
-    @rule(data=st.data(), quantity=st.integers(0, 5))
+    @rule(data=st.data(), quantity=st.integers(1, 5))
     def restock(self, data: st.DataObject, quantity: int) -> None:
         product = data.draw(st.sampled_from(self.products))
         updated = self.run(
