@@ -202,5 +202,5 @@ async def test_a_release_waiting_for_the_expiry_worker_lock_finds_it_expired(
         await releasing
     assert await ledger_of(container, made.id) == [
         ("expired", product.id, 2),
-        ("held", product.id, -2),
+        ("held", product.id, 2),
     ]
