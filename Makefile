@@ -29,8 +29,10 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
+# Test files run in three processes (two cores: one waits on I/O while others compute); a
+# file stays in one process, so its fixtures and fixed ports are never shared.
 test: install system-packages lint typecheck
-	.venv/bin/pytest
+	.venv/bin/pytest -n 3 --dist loadfile
 
 unit: install
 	.venv/bin/pytest tests/unit -q
