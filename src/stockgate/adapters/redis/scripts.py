@@ -16,12 +16,15 @@ from hashlib import sha1
 from importlib import resources
 from typing import Any
 
+import structlog
 from hiredis import pack_command
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from stockgate.adapters.tick_batches import TickBatches
 from stockgate.domain.errors import CorruptGateData, StoreUnavailable
+
+log = structlog.get_logger(__name__)
 
 Arg = str | int
 READ_TIMEOUT_SECONDS = 5.0
@@ -85,7 +88,20 @@ class ScriptBatcher:
         """Wait until every call made is sent and answered (shutdown)."""
         await self._batches.drain()
 
-    async def _send(self, batch: list[_Call], *, reloaded: bool = False) -> None:
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            await self._send_batch(batch)
+        except BaseException as exc:
+            # Whatever went wrong (a bug, a value the packer refused, cancellation), every
+            # caller of this batch gets an answer (503) instead of waiting forever; the
+            # batcher itself keeps going, the next batch is a new task.
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("gate.batch_failed", batch=len(batch))
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+
+    async def _send_batch(self, batch: list[_Call], *, reloaded: bool = False) -> None:
         if not reloaded:
             self._on_batch(len(batch))
         try:
@@ -110,7 +126,7 @@ class ScriptBatcher:
             except (RedisError, OSError) as exc:
                 _fail(retry, exc)
                 return
-            await self._send(retry, reloaded=True)
+            await self._send_batch(retry, reloaded=True)
 
     async def _round_trip(self, batch: list[_Call]) -> list[Any]:
         """One write of every EVALSHA, then their replies in order, on one connection.

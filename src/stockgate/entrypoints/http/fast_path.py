@@ -48,28 +48,37 @@ class ReservationFastPath:
         started = time.perf_counter()
         authorization = idempotency_key = incoming_id = None
         declared: int | None = None
+        # A repeated header counts by its first occurrence, as Litestar reads it (a multidict's
+        # get): the same request must not name one buyer here and another on other routes.
         for name, value in scope["headers"]:
             if name == b"authorization":
-                authorization = value.decode("latin-1")
+                if authorization is None:
+                    authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
-                idempotency_key = value.decode("latin-1")
+                if idempotency_key is None:
+                    idempotency_key = value.decode("latin-1")
             elif name == b"x-request-id":
-                incoming_id = value.decode("latin-1")
-            elif name == b"content-length" and value.isdigit():
+                if incoming_id is None:
+                    incoming_id = value.decode("latin-1")
+            elif name == b"content-length" and declared is None and value.isdigit():
                 declared = int(value)
         request_id = self._context.begin(incoming_id)
         answer = Answer(500, b"", PROBLEM)
         try:
-            body = await read_body(receive, declared=declared, limit=self._max_body)
-            state: ApiState = self.app.state.api
-            answer = await answer_reservation(state, authorization, idempotency_key, body)
-        except BodyTooLarge as exc:
-            answer = _problem(413, exc)
-        except Exception:  # the process boundary: log it, answer 500, keep serving
-            log.exception("request.unexpected_error", path=PATH)
-            answer = _problem(500, StockgateError("an unexpected error occurred"))
+            try:
+                body = await read_body(receive, declared=declared, limit=self._max_body)
+                state: ApiState = self.app.state.api
+                answer = await answer_reservation(state, authorization, idempotency_key, body)
+            except BodyTooLarge as exc:
+                answer = _problem(413, exc)
+            except Exception:  # the process boundary: log it, answer 500, keep serving
+                log.exception("request.unexpected_error", path=PATH)
+                answer = _problem(500, StockgateError("an unexpected error occurred"))
+            finally:
+                await _send(send, answer, request_id)
         finally:
-            await _send(send, answer, request_id)
+            # Also when sending fails (the client went away): the request's log context and
+            # its latency sample end here either way.
             self._context.end("POST", PATH, answer.status, started)
 
 
