@@ -20,7 +20,8 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import redis
+import sqlalchemy as sa
 
 from stockgate.adapters.postgres.migrate import upgrade
 from stockgate.bootstrap import Container, StoreClients, bootstrap
@@ -265,6 +267,18 @@ async def container(settings: Settings, store_urls: StoreUrls) -> AsyncIterator[
         yield built
     finally:
         await built.close()
+
+
+async def make_due(container: Container, reservation_ids: Sequence[uuid.UUID]) -> None:
+    """Move reservations' expiry into the past by the database's clock, the one expiry uses."""
+    async with clients(container).engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "UPDATE reservations SET expires_at = now() - interval '1 second'"
+                " WHERE id = ANY(:ids)"
+            ),
+            {"ids": list(reservation_ids)},
+        )
 
 
 def clients(container: Container) -> StoreClients:

@@ -268,7 +268,8 @@ class FakeData:
 
 
 class FakeDatabase:
-    def __init__(self) -> None:
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()  # the database's clock: due reservations by it
         self.data = FakeData()
         self._ids = itertools.count(1)
         self.fail: bool = False  # True: opening a unit of work raises StoreUnavailable
@@ -371,7 +372,8 @@ class FakeReservations:
     async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None:
         return self._db.data.reservations.get(reservation_id)
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Reservation]:
+    async def claim_due(self, limit: int) -> list[Reservation]:
+        now = self._db.clock.now()
         due = [
             r
             for r in self._db.data.reservations.values()
@@ -606,7 +608,7 @@ class FakeJournal:
         self.fail_with: BaseException | None = None
         self.recorded: list[Reservation] = []
 
-    async def record(self, reservation: Reservation) -> None:
+    async def record(self, reservation: Reservation) -> Reservation:
         if self.fail_with is not None:
             raise self.fail_with
         if reservation.id in self._db.data.reservations:  # voided first: ON CONFLICT DO NOTHING
@@ -614,6 +616,7 @@ class FakeJournal:
         self._db.data.reservations[reservation.id] = reservation
         self._db.add_ledger(reservation.held_entries())
         self.recorded.append(reservation)
+        return reservation
 
     async def release(
         self, reservation_id: uuid.UUID, customer_id: uuid.UUID

@@ -147,9 +147,7 @@ class EngineMachine(RuleBasedStateMachine):
                     .where(reservations.c.id == chosen)
                     .values(expires_at=sa.func.now() - sa.text("interval '1 second'"))
                 )
-            done = await expire_due(
-                uow_factory=self.c.uow_factory, gate=self.c.gate, clock=self.c.clock
-            )
+            done = await expire_due(uow_factory=self.c.uow_factory, gate=self.c.gate)
             return done.expired
 
         assert self.run(make_due()) == 1

@@ -14,8 +14,7 @@ from stockgate.domain.errors import ReservationNotActive, ReservationNotFound, S
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
 from stockgate.services.expire import expire_due
 from stockgate.services.reserve import release, reserve
-from tests.conftest import MakeProduct, clients, drift
-from tests.integration.test_failures import LaterClock
+from tests.conftest import MakeProduct, clients, drift, make_due
 
 
 async def give_back(
@@ -141,7 +140,7 @@ async def test_releases_racing_the_expiry_worker_end_each_reservation_once(
 ) -> None:
     product = await make_product(stock=200)
     made = await one_unit_each(container, product.id, buyers=200)
-    past_expiry = LaterClock(container.settings.hold_seconds + 1)
+    await make_due(container, [r.id for r in made])
 
     async def expire_everything() -> int:
         expired = 0
@@ -149,7 +148,6 @@ async def test_releases_racing_the_expiry_worker_end_each_reservation_once(
             round_ = await expire_due(
                 uow_factory=container.uow_factory,
                 gate=container.gate,
-                clock=past_expiry,
                 batch=10,
             )
             expired += round_.expired
@@ -187,10 +185,9 @@ async def test_a_release_waiting_for_the_expiry_worker_lock_finds_it_expired(
     product = await make_product(stock=5)
     buyer = uuid.uuid4()
     made = await hold(container, buyer, product.id, 2)
+    await make_due(container, [made.id])
     async with container.uow_factory() as uow:
-        (due,) = await uow.reservations.claim_due(
-            LaterClock(container.settings.hold_seconds + 1).now(), 10
-        )  # the row is locked until this commits
+        (due,) = await uow.reservations.claim_due(10)  # the row is locked until this commits
         releasing = asyncio.create_task(give_back(container, made.id, buyer))
         await asyncio.sleep(0.3)
         assert not releasing.done()  # waiting for the lock

@@ -75,7 +75,7 @@ class World:
 
 async def make_world(**settings: object) -> World:
     clock = FakeClock()
-    db = FakeDatabase()
+    db = FakeDatabase(clock)
     gate, journal, uow_factory = FakeGate(clock), FakeJournal(db), FakeUnitOfWorkFactory(db)
     container = await bootstrap(
         load_settings(hold_seconds=600, max_quantity=100, **settings),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
-from stockgate.services.ports import Clock, StockGate, UnitOfWorkFactory
+from stockgate.services.ports import StockGate, UnitOfWorkFactory
 
 MAX_WAITING = 10_000
 
@@ -73,7 +73,6 @@ async def expire_due(
     *,
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
-    clock: Clock,
     batch: int = 500,
     pending: PendingGiveBacks | None = None,
 ) -> ExpiryRound:
@@ -84,7 +83,8 @@ async def expire_due(
     """
     retried, failures = await pending.retry(gate) if pending else (0, [])  # oldest first
     async with uow_factory() as uow:
-        due = await uow.reservations.claim_due(clock.now(), batch)  # FOR UPDATE SKIP LOCKED
+        # Due by the database's clock, which also wrote expires_at; FOR UPDATE SKIP LOCKED.
+        due = await uow.reservations.claim_due(batch)
         ended, entries = [], []
         for reservation in due:
             expired, its_entries = reservation.expire()

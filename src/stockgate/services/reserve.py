@@ -74,7 +74,8 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     if result.status is TakeStatus.DUPLICATE:
         return await _original(request, result, deps)
     try:
-        await deps.journal.record(reservation)  # durable before we answer
+        # Durable before we answer; its times as stored (the database's clock).
+        stored = await deps.journal.record(reservation)
     except WriteOutcomeUnknown:
         # Maybe committed: giving the stock back could sell it twice. The reconciler voids
         # the id after the grace period and gives the stock back if the row never landed.
@@ -84,7 +85,7 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
         # not stay taken (a give-back already done by the reconciler makes this a no-op).
         await deps.gate.give_back(reservation, idempotency_key=request.idempotency_key)
         raise
-    return reservation
+    return stored
 
 
 async def _take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:

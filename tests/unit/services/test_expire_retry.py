@@ -19,18 +19,14 @@ async def test_failed_give_back_is_retried_on_the_next_round(world: World) -> No
     pending = PendingGiveBacks()
 
     world.gate.fail = True  # Redis unreachable right after the commit
-    first = await expire_due(
-        uow_factory=world.uow_factory, gate=world.gate, clock=world.clock, pending=pending
-    )
+    first = await expire_due(uow_factory=world.uow_factory, gate=world.gate, pending=pending)
     assert (first.expired, first.failed, first.waiting) == (1, 1, 1)
     assert first.error
     assert world.db.data.reservations[reservation.id].status is ReservationStatus.EXPIRED
     world.gate.fail = False
     assert await world.available(a.id) == 3  # still held in the gate, not lost, not sold
 
-    second = await expire_due(
-        uow_factory=world.uow_factory, gate=world.gate, clock=world.clock, pending=pending
-    )
+    second = await expire_due(uow_factory=world.uow_factory, gate=world.gate, pending=pending)
     assert (second.expired, second.retried, second.failed, second.waiting) == (0, 1, 0, 0)
     assert await world.available(a.id) == 5
     assert len(pending) == 0
@@ -42,7 +38,7 @@ async def test_retry_keeps_waiting_while_the_gate_still_fails(world: World) -> N
     await world.reserve([(a.id, 1)])
     world.clock.advance(601)
     pending = PendingGiveBacks()
-    expire = partial(expire_due, uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+    expire = partial(expire_due, uow_factory=world.uow_factory, gate=world.gate)
     world.gate.fail = True
     await expire(pending=pending)
     again = await expire(pending=pending)
@@ -58,14 +54,10 @@ async def test_retry_after_the_reconciler_gave_back_returns_nothing_twice(world:
     world.clock.advance(601)
     pending = PendingGiveBacks()
     world.gate.fail = True
-    await expire_due(
-        uow_factory=world.uow_factory, gate=world.gate, clock=world.clock, pending=pending
-    )
+    await expire_due(uow_factory=world.uow_factory, gate=world.gate, pending=pending)
     world.gate.fail = False
     await world.gate.give_back(reservation)  # the reconciler got there first (orphan hold)
-    retried = await expire_due(
-        uow_factory=world.uow_factory, gate=world.gate, clock=world.clock, pending=pending
-    )
+    retried = await expire_due(uow_factory=world.uow_factory, gate=world.gate, pending=pending)
     assert retried.retried == 1 and retried.waiting == 0
     assert await world.available(a.id) == 5  # the give-back is keyed by reservation id
 
@@ -78,14 +70,10 @@ async def test_waiting_give_backs_are_bounded_by_dropping_the_oldest(world: Worl
     world.clock.advance(601)
     pending = PendingGiveBacks(limit=2)
     world.gate.fail = True
-    done = await expire_due(
-        uow_factory=world.uow_factory, gate=world.gate, clock=world.clock, pending=pending
-    )
+    done = await expire_due(uow_factory=world.uow_factory, gate=world.gate, pending=pending)
     assert (done.expired, done.waiting, done.dropped) == (3, 2, 1)
     world.gate.fail = False
-    retried = await expire_due(
-        uow_factory=world.uow_factory, gate=world.gate, clock=world.clock, pending=pending
-    )
+    retried = await expire_due(uow_factory=world.uow_factory, gate=world.gate, pending=pending)
     assert retried.retried == 2
     # The dropped (oldest) one is left to the reconciler: its hold is still in the gate.
     assert await world.available(a.id) == 9
@@ -101,5 +89,5 @@ async def test_without_pending_a_failed_give_back_is_raised_after_the_commit(
     world.clock.advance(601)
     world.gate.fail = True
     with pytest.raises(StoreUnavailable):
-        await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+        await expire_due(uow_factory=world.uow_factory, gate=world.gate)
     assert world.db.data.reservations[reservation.id].status is ReservationStatus.EXPIRED

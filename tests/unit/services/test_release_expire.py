@@ -80,13 +80,13 @@ async def test_expire_due_ends_only_reservations_past_expiry(world: World) -> No
     world.clock.advance(300)
     young = await world.reserve([(a.id, 1)])
     world.clock.advance(301)  # old is 601 s old, young 301 s
-    ended = await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+    ended = await expire_due(uow_factory=world.uow_factory, gate=world.gate)
     assert ended.expired == 1
     assert world.db.data.reservations[old.id].status is ReservationStatus.EXPIRED
     assert world.db.data.reservations[young.id].status is ReservationStatus.ACTIVE
     assert await world.available(a.id) == 4
     assert world.db.ledger_levels(a.id).available == 4
-    again = await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+    again = await expire_due(uow_factory=world.uow_factory, gate=world.gate)
     assert again.expired == 0
     assert await world.available(a.id) == 4
 
@@ -96,7 +96,7 @@ async def test_expired_reservation_cannot_be_released(world: World) -> None:
     buyer = uuid.uuid4()
     reservation = await world.reserve([(a.id, 2)], buyer)
     world.clock.advance(601)
-    await expire_due(uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+    await expire_due(uow_factory=world.uow_factory, gate=world.gate)
     with pytest.raises(ReservationNotActive):
         await world.release(reservation.id, buyer)
     assert await world.available(a.id) == 5
@@ -109,7 +109,7 @@ async def test_expiry_returns_no_stock_when_its_commit_fails(world: World) -> No
 
     factory = FailingCommitFactory(world.db)
     with pytest.raises(CommitFailed):
-        await expire_due(uow_factory=factory, gate=world.gate, clock=world.clock)
+        await expire_due(uow_factory=factory, gate=world.gate)
     # Stock must stay held: giving it back before a commit that fails would oversell.
     assert await world.available(a.id) == 3
 
@@ -119,7 +119,7 @@ async def test_expire_due_takes_at_most_one_batch(world: World) -> None:
     for _ in range(5):
         await world.reserve([(a.id, 1)])
     world.clock.advance(601)
-    expire = partial(expire_due, uow_factory=world.uow_factory, gate=world.gate, clock=world.clock)
+    expire = partial(expire_due, uow_factory=world.uow_factory, gate=world.gate)
     assert (await expire(batch=3)).expired == 3
     assert (await expire(batch=3)).expired == 2
     assert await world.available(a.id) == 10

@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 # Reservations, their lines and their ledger entries, all or nothing. The entries are what
 # Reservation.held_entries() says (kind $2 = held, one per line, its quantity): built here in
 # SQL so the batch is one statement; tests/integration/test_rules_agree.py checks they match.
+# A reservation's times come from PostgreSQL's clock (now(): the transaction's start), as does
+# the expiry worker's due comparison: skewed hosts then cannot expire a hold early or late
+# (decision 0015). The request sends only the hold's length.
 # The batch travels as one JSON parameter: msgspec encodes it in C, far cheaper on the API's
 # event loop than asyncpg encoding seven typed arrays element by element.
 # ON CONFLICT DO NOTHING: an id fenced as `void` (its hold was given back before this write
@@ -37,12 +40,12 @@ log = structlog.get_logger(__name__)
 INSERT_BATCH = """
 WITH batch AS (
   SELECT * FROM json_to_recordset($1::json)
-    AS t(id uuid, customer_id uuid, created_at timestamptz, expires_at timestamptz, lines json)
+    AS t(id uuid, customer_id uuid, hold_ms bigint, lines json)
 ), new_reservations AS (
   INSERT INTO reservations (id, customer_id, status, created_at, expires_at)
-  SELECT id, customer_id, 'active', created_at, expires_at FROM batch
+  SELECT id, customer_id, 'active', now(), now() + hold_ms * interval '1 millisecond' FROM batch
   ON CONFLICT (id) DO NOTHING
-  RETURNING id
+  RETURNING id, created_at, expires_at
 ), new_lines AS (
   SELECT batch.id AS reservation_id, line.product_id, line.quantity
     FROM batch
@@ -55,7 +58,7 @@ WITH batch AS (
   INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id)
   SELECT product_id, $2, quantity, reservation_id FROM new_lines
 )
-SELECT id FROM new_reservations
+SELECT id, created_at, expires_at FROM new_reservations
 """
 
 # The fence: claim ids whose write failed in an unknown way. An insert of the same id still
@@ -69,7 +72,9 @@ ON CONFLICT (id) DO NOTHING
 RETURNING id
 """
 
-DURABLE = "SELECT id FROM reservations WHERE id = ANY($1::uuid[]) AND status <> 'void'"
+DURABLE = """
+SELECT id, created_at, expires_at FROM reservations WHERE id = ANY($1::uuid[]) AND status <> 'void'
+"""
 
 # Buyers' releases: each (id, customer) pair whose reservation is still active ends with
 # status $3, and each of its lines gets a ledger entry of kind $4 and the line's quantity
@@ -103,6 +108,8 @@ SELECT e.id, e.customer_id, e.status, e.created_at, e.expires_at, l.product_id, 
 
 ACQUIRE_TIMEOUT_SECONDS = 5.0
 
+_Times = dict[uuid.UUID, tuple[datetime, datetime]]  # id: (created_at, expires_at), as stored
+
 
 class _Line(msgspec.Struct):
     product_id: int
@@ -112,8 +119,7 @@ class _Line(msgspec.Struct):
 class _Row(msgspec.Struct):
     id: uuid.UUID
     customer_id: uuid.UUID
-    created_at: datetime
-    expires_at: datetime
+    hold_ms: int
     lines: list[_Line]
 
 
@@ -123,7 +129,7 @@ _encode = msgspec.json.Encoder().encode
 @dataclass(slots=True)
 class _Pending:
     reservation: Reservation
-    future: asyncio.Future[None]
+    future: asyncio.Future[Reservation]
 
 
 @dataclass(slots=True)
@@ -178,10 +184,10 @@ class GroupCommitJournal:
         if failed:
             log.warning("journal.connect_deferred", error=repr(failed[0]))
 
-    async def record(self, reservation: Reservation) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    async def record(self, reservation: Reservation) -> Reservation:
+        future: asyncio.Future[Reservation] = asyncio.get_running_loop().create_future()
         self._batches.add(_Pending(reservation, future))
-        await future
+        return await future
 
     async def release(
         self, reservation_id: uuid.UUID, customer_id: uuid.UUID
@@ -227,10 +233,10 @@ class GroupCommitJournal:
                 # One statement is one implicit transaction and one round trip.
                 batch_json = _encode([_row(r) for r in held]).decode()
                 rows = await connection.fetch(INSERT_BATCH, batch_json, LedgerKind.HELD.value)
-                written = {row[0] for row in rows}
+                written = _times(rows)
                 if len(written) < len(held):  # voided first, surely? Ask, it is rare and cheap.
                     missing = [r.id for r in held if r.id not in written]
-                    written |= {row[0] for row in await connection.fetch(DURABLE, missing)}
+                    written |= _times(await connection.fetch(DURABLE, missing))
                 # Answer now: the rows are committed, and handing the connection back to the
                 # pool must not delay anyone's 201.
                 self._on_batch(len(batch))
@@ -244,7 +250,7 @@ class GroupCommitJournal:
                 log.error("journal.write_failed", batch=len(batch), error=repr(exc))
             # Failed before the statement was sent: certainly not written. Failed after: the
             # commit may have happened with only its answer lost, so settle it with the fence.
-            durable = await self._fence(held) if sent else set()
+            durable = await self._fence(held) if sent else {}
             self._settle(batch, durable, exc)
 
     async def _write_releases(self, batch: list[_PendingRelease]) -> None:
@@ -279,7 +285,7 @@ class GroupCommitJournal:
                     error.__cause__ = exc
                     pending.future.set_exception(error)
 
-    async def _fence(self, held: list[Reservation]) -> set[uuid.UUID] | None:
+    async def _fence(self, held: list[Reservation]) -> _Times | None:
         """Void what did not land, so it never will; the ids that are durable, None: unknown."""
         ids = [r.id for r in held]
         try:
@@ -289,7 +295,7 @@ class GroupCommitJournal:
         except Exception as exc:
             log.warning("journal.outcome_unknown", batch=len(held), error=type(exc).__name__)
             return None
-        return {row[0] for row in rows}
+        return _times(rows)
 
     @contextlib.asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -306,13 +312,16 @@ class GroupCommitJournal:
             await pool.release(connection)
 
     def _settle(
-        self, batch: list[_Pending], durable: set[uuid.UUID] | None, exc: BaseException | None
+        self, batch: list[_Pending], durable: _Times | None, exc: BaseException | None
     ) -> None:
         for pending in batch:
             if pending.future.done():
                 continue
-            if durable is not None and pending.reservation.id in durable:
-                pending.future.set_result(None)
+            times = durable.get(pending.reservation.id) if durable is not None else None
+            if times is not None:
+                created_at, expires_at = times
+                stored = replace(pending.reservation, created_at=created_at, expires_at=expires_at)
+                pending.future.set_result(stored)
                 continue
             # Not durable and fenced (void): the caller gives its stock back, which is safe now.
             # Unknown: the reconciler fences it later; nobody may give the stock back on a guess.
@@ -334,10 +343,14 @@ async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
 
 
 def _row(reservation: Reservation) -> _Row:
+    hold = reservation.expires_at - reservation.created_at
     return _Row(
         reservation.id,
         reservation.customer_id,
-        reservation.created_at,
-        reservation.expires_at,
+        hold // timedelta(milliseconds=1),
         [_Line(line.product_id, line.quantity) for line in reservation.lines],
     )
+
+
+def _times(rows: list[asyncpg.Record]) -> _Times:
+    return {row[0]: (row[1], row[2]) for row in rows}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,12 +53,13 @@ class PostgresReservations:
         found = await self._load(LOAD_FOR_UPDATE, {"id": reservation_id})
         return found[0] if found else None
 
-    async def claim_due(self, now: datetime, limit: int) -> list[Reservation]:
+    async def claim_due(self, limit: int) -> list[Reservation]:
         # SKIP LOCKED: several expiry workers share the work without waiting on each other.
+        # now(): PostgreSQL's clock, the one expires_at was written with (decision 0015).
         due = (
             sa.select(reservations.c.id)
             .where(reservations.c.status == ReservationStatus.ACTIVE)
-            .where(reservations.c.expires_at <= now)
+            .where(reservations.c.expires_at <= sa.func.now())
             .order_by(reservations.c.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)

@@ -78,7 +78,6 @@ async def expiry_loop(container: Container, stop: asyncio.Event) -> None:
                 done = await expire_due(
                     uow_factory=container.uow_factory,
                     gate=container.gate,
-                    clock=container.clock,
                     batch=EXPIRY_BATCH,
                     pending=pending,
                 )
