@@ -248,14 +248,18 @@ async def _restore_or_end(
         _quantity(reservation, product_id),
         int(reservation.created_at.timestamp() * 1000),
     )
-    if await gate.restore(product_id, hold):
-        return f"restored {reservation.id}"
-    # No room: the units went to someone else while Redis did not know of this hold.
-    # Ending it keeps I1; its buyer was most likely answered 503 already.
     async with uow_factory() as uow:
+        # Lock the reservation across the restore: a release or expiry of it that ran between
+        # our read and the restore would otherwise find no hold to give back, and the restore
+        # would then bring a finished hold back to life. Locked, a release waits for us and
+        # then gives the restored hold back; the expiry worker skips it until the next round.
         current = await uow.reservations.get_for_update(reservation.id)
         if current is None or current.status is not ReservationStatus.ACTIVE:
             return f"skipped {reservation.id} (ended meanwhile)"
+        if await gate.restore(product_id, hold):
+            return f"restored {reservation.id}"
+        # No room: the units went to someone else while Redis did not know of this hold.
+        # Ending it keeps I1; its buyer was most likely answered 503 already.
         ended, entries = current.repair()
         await uow.reservations.end([ended])
         await uow.ledger.add(entries)
