@@ -525,6 +525,17 @@ class FakeOrders:
         )
         return found[:limit]
 
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        wanted = set(reservation_ids)
+        return sorted(
+            (
+                o
+                for o in self._db.data.orders.values()
+                if o.reservation_id in wanted and o.status is OrderStatus.PAYMENT_PENDING
+            ),
+            key=lambda o: o.id,
+        )
+
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         return [e for e in self._db.data.order_events if e.order_id == order_id]
 

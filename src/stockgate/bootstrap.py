@@ -27,15 +27,19 @@ from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
+from stockgate.adapters.stripe.payments import payments_from_settings
 from stockgate.config import Settings, StoreUrls
 from stockgate.services.customers import CustomerTokens
+from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
     AdminUsers,
     Clock,
+    PaymentProvider,
     ReservationJournal,
     StockGate,
     StoreProbe,
     UnitOfWorkFactory,
+    WorkQueue,
 )
 from stockgate.services.reserve import ReserveDeps
 
@@ -61,9 +65,12 @@ class Container:
     probe: StoreProbe
     tokens: CustomerTokens
     stores: StoreClients | None = None  # None when every store-backed port was given
+    payments: PaymentProvider | None = None  # None: no Stripe configured (checkout answers 503)
+    queue: WorkQueue | None = None  # None: no job queue; the maintenance worker catches up
     _closers: list[Closer] = field(default_factory=list)
 
     reserve_deps: ReserveDeps = field(init=False)
+    payment_deps: PaymentDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -73,6 +80,15 @@ class Container:
             clock=self.clock,
             hold_seconds=self.settings.hold_seconds,
             max_quantity=self.settings.max_quantity,
+        )
+        self.payment_deps = PaymentDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            queue=self.queue,
+            clock=self.clock,
+            hold_seconds=self.settings.hold_seconds,
+            payment_hold_seconds=self.settings.payment_hold_seconds,
         )
 
     async def close(self) -> None:
@@ -92,11 +108,18 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    payments: PaymentProvider | None = None,
+    queue: WorkQueue | None = None,
 ) -> Container:
     """Build the container. `urls`: where the stores are (default: the configured URLs, else
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
+    if payments is None:
+        stripe_payments = payments_from_settings(settings)
+        if stripe_payments is not None:
+            closers.append(stripe_payments.close)
+        payments = stripe_payments
     if None in (uow_factory, gate, journal, admin_users, probe):
         urls = urls or _resolve(settings)
         stores = _connect(settings, urls, closers)
@@ -104,7 +127,7 @@ async def bootstrap(
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
             journal = await _journal(settings, urls.database_url, closers, api_node=api_node)
-        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
+        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine, payments)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
@@ -118,6 +141,8 @@ async def bootstrap(
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
         stores=stores,
+        payments=payments,
+        queue=queue,
         _closers=closers,
     )
 

@@ -215,6 +215,10 @@ class OrderRepository(Protocol):
         """Orders in these statuses, oldest first, after the id `after` (keyset paging)."""
         ...
 
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        """Orders awaiting payment for these reservations, locked (expiry ends them)."""
+        ...
+
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]: ...
 
     async def record(self, order_id: uuid.UUID, kind: str, **detail: Any) -> None:
@@ -417,6 +421,11 @@ class PaymentProvider(Protocol):
         ...
 
     async def get_intent(self, intent_id: str) -> PaymentIntent: ...
+
+    async def pay_with(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        """Attach a payment method (a token from Stripe.js or a test card) and confirm;
+        raises PaymentDeclined when the card is declined."""
+        ...
 
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
         """Cancel unless already canceled (then return it); a succeeded intent raises Conflict."""

@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stockgate.adapters import metrics
 from stockgate.entrypoints.http.health import readiness
+from stockgate.entrypoints.http.payments import ROUTES as PAYMENT_ROUTES
 from stockgate.entrypoints.http.schemas import (
     CustomerOut,
     ProductOut,
@@ -94,6 +95,7 @@ async def release_reservation(
         journal=container.journal,
         uow_factory=container.uow_factory,
         gate=container.gate,
+        payments=container.payments,
     )
     metrics.HOLDS_RELEASED.inc()
     return ReservationOut.of(released)
@@ -109,4 +111,5 @@ ROUTES = [
     get_product,
     show_reservation,
     release_reservation,
+    *PAYMENT_ROUTES,
 ]

@@ -2,7 +2,8 @@
 
 expiry       ends due reservations and gives their stock back (about every 0.2 s); a give-back
              that fails (Redis unreachable) is retried on the next rounds.
-maintenance  reconciles Redis with PostgreSQL and repairs drift (every 30 s by default).
+maintenance  reconciles Redis with PostgreSQL and repairs drift (every 30 s by default);
+             drains the payment outbox, settles stuck orders, sweeps the webhook inbox.
 Several workers of each role may run at once: expiry claims rows with SKIP LOCKED and every
 repair is idempotent.
 """
@@ -24,6 +25,7 @@ from stockgate.adapters.logs import configure_logging
 from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings
 from stockgate.domain.errors import StoreUnavailable
+from stockgate.entrypoints.worker.payments import payments_loop
 from stockgate.services.expire import ExpiryRound, PendingGiveBacks, expire_due
 from stockgate.services.reconcile import reconcile
 
@@ -53,6 +55,7 @@ async def _main(settings: Settings, role: str) -> None:
         loops.append(expiry_loop)
     if role in ("maintenance", "all"):
         loops.append(maintenance_loop)
+        loops.append(payments_loop)
     log.info("worker.started", role=role)
     tasks = [loop.create_task(run(container, stop), name=run.__name__) for run in loops]
     await stop.wait()
