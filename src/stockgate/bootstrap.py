@@ -30,7 +30,9 @@ from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.queue.bull import BullJobRunner, BullWorkQueue, QueueSettings
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
+from stockgate.adapters.stripe.payments import StripePayments
 from stockgate.config import Settings, StoreUrls
+from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
 from stockgate.services.ports import (
@@ -39,6 +41,7 @@ from stockgate.services.ports import (
     JobRunner,
     Mailer,
     MerchantNotifier,
+    PaymentProvider,
     ReservationJournal,
     StockGate,
     StoreProbe,
@@ -71,6 +74,7 @@ class Container:
     work_queue: WorkQueue
     # Makes the worker side of the queue (only worker processes call it).
     job_runner: Callable[[], JobRunner]
+    payments: PaymentProvider | None = None  # None: no Stripe configured (checkout answers 503)
     notifier: MerchantNotifier | None = None  # None: no merchant webhook configured
     mailer: Mailer | None = None  # None: no SMTP configured
     stores: StoreClients | None = None  # None when every store-backed port was given
@@ -78,6 +82,7 @@ class Container:
 
     reserve_deps: ReserveDeps = field(init=False)
     fulfill_deps: FulfillDeps = field(init=False)
+    cancel_deps: CancelDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -95,6 +100,13 @@ class Container:
             mailer=self.mailer,
             merchant_email=self.settings.merchant_email,
             max_attempts=self.settings.fulfillment_attempts,
+        )
+        self.cancel_deps = CancelDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            clock=self.clock,
+            grace_seconds=self.settings.reconcile_grace_seconds,
         )
 
     async def close(self) -> None:
@@ -116,6 +128,7 @@ async def bootstrap(
     probe: StoreProbe | None = None,
     work_queue: WorkQueue | None = None,
     job_runner: Callable[[], JobRunner] | None = None,
+    payments: PaymentProvider | None = None,
     notifier: MerchantNotifier | None = None,
     mailer: Mailer | None = None,
 ) -> Container:
@@ -142,6 +155,7 @@ async def bootstrap(
             job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
     assert work_queue and job_runner
+    payments = payments or _payments(settings, closers)
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(
@@ -155,6 +169,7 @@ async def bootstrap(
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
         work_queue=work_queue,
         job_runner=job_runner,
+        payments=payments,
         notifier=notifier,
         mailer=mailer,
         stores=stores,
@@ -174,6 +189,21 @@ def _connect(settings: Settings, urls: StoreUrls, closers: list[Closer]) -> Stor
     closers.append(engine.dispose)  # closed last: the others may still need them
     closers.append(redis.aclose)
     return StoreClients(engine, redis)
+
+
+def _payments(settings: Settings, closers: list[Closer]) -> PaymentProvider | None:
+    if settings.stripe_secret_key is None:
+        return None
+    webhook_secret = settings.stripe_webhook_secret
+    payments = StripePayments(
+        secret_key=settings.stripe_secret_key.get_secret_value(),
+        webhook_secret=webhook_secret.get_secret_value() if webhook_secret else None,
+        api_base=settings.stripe_api_base,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+    closers.append(payments.close)
+    return payments
 
 
 def _notifier(settings: Settings, closers: list[Closer]) -> MerchantNotifier | None:
