@@ -742,7 +742,7 @@ class FakeMailer:
 
 
 @dataclass
-class FakePayments:
+class FakeRefunds:
     """Only what fulfillment needs of the PaymentProvider: refunds, idempotent per key."""
 
     refunds: dict[str, Refund] = field(default_factory=dict)

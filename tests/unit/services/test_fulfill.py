@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +22,8 @@ from stockgate.services.fulfill import (
     retry_fulfillment,
 )
 from stockgate.services.maintenance import requeue_paid
-from tests.fakes import FakeMailer, FakeNotifier, FakePayments, FakeWorkQueue
+from stockgate.services.ports import PaymentProvider
+from tests.fakes import FakeMailer, FakeNotifier, FakeRefunds, FakeWorkQueue
 from tests.unit.conftest import World, make_world
 
 
@@ -117,15 +119,17 @@ async def test_operator_retry_fulfills_a_failed_order_and_is_idempotent(world: W
         await retry_fulfillment(uuid.uuid4(), deps(world, notifier))
 
 
-def cancel_deps(world: World, payments: FakePayments) -> CancelDeps:
-    return dataclasses.replace(world.container.cancel_deps, payments=payments)
+def cancel_deps(world: World, payments: FakeRefunds) -> CancelDeps:
+    # Cancelling only refunds: the fake implements that much of the PaymentProvider.
+    provider = cast(PaymentProvider, payments)
+    return dataclasses.replace(world.container.cancel_deps, payments=provider)
 
 
 async def test_cancel_refunds_once_and_puts_the_stock_back(world: World) -> None:
     order = await paid_order(world, quantity=3, stock=10)
     product_id = order.lines[0].product_id
     assert await world.available(product_id) == 7
-    payments = FakePayments()
+    payments = FakeRefunds()
     canceled = await cancel_with_refund(order.id, cancel_deps(world, payments))
     again = await cancel_with_refund(order.id, cancel_deps(world, payments))
     assert canceled.status is again.status is OrderStatus.REFUNDED
@@ -139,7 +143,7 @@ async def test_cancel_refunds_once_and_puts_the_stock_back(world: World) -> None
 async def test_cancel_of_a_fulfilled_order_refunds_but_keeps_the_stock(world: World) -> None:
     order = await paid_order(world, quantity=2, stock=5)
     await fulfill_order(order.id, deps(world, FakeNotifier()))
-    await cancel_with_refund(order.id, cancel_deps(world, FakePayments()))
+    await cancel_with_refund(order.id, cancel_deps(world, FakeRefunds()))
     assert status(world, order) is OrderStatus.REFUNDED
     assert await world.available(order.lines[0].product_id) == 3
 
@@ -147,7 +151,7 @@ async def test_cancel_of_a_fulfilled_order_refunds_but_keeps_the_stock(world: Wo
 async def test_cancel_changes_nothing_when_the_refund_fails(world: World) -> None:
     order = await paid_order(world)
     with pytest.raises(Exception, match="stripe unreachable"):
-        await cancel_with_refund(order.id, cancel_deps(world, FakePayments(down=True)))
+        await cancel_with_refund(order.id, cancel_deps(world, FakeRefunds(down=True)))
     assert status(world, order) is OrderStatus.PAID
     assert world.db.data.reservations[order.reservation_id].status is ReservationStatus.CONVERTED
 
@@ -156,7 +160,7 @@ async def test_an_unpaid_order_cannot_be_canceled_with_a_refund(world: World) ->
     order = await paid_order(world)
     world.db.data.orders[order.id] = dataclasses.replace(order, status=OrderStatus.PAYMENT_PENDING)
     with pytest.raises(OrderNotPaid):
-        await cancel_with_refund(order.id, cancel_deps(world, FakePayments()))
+        await cancel_with_refund(order.id, cancel_deps(world, FakeRefunds()))
 
 
 async def test_maintenance_asks_again_for_paid_orders_only(world: World) -> None:
