@@ -293,6 +293,12 @@ def bench(
     )
 
 
+# Sub-commands in their own modules (they use the helpers above, so they come after them).
+from stockgate.entrypoints.cli.orders import orders_app  # noqa: E402
+
+app.add_typer(orders_app, name="orders")
+
+
 def main() -> None:
     """The console script: usage errors become one line and exit 2, never a box or traceback."""
     try:
