@@ -118,9 +118,14 @@ async def order_of(client: Client, auth: dict[str, str], order_id: str) -> dict[
 
 
 async def relay(
-    client: Client, receiver: WebhookReceiver, intent_id: str, event_type: str
+    client: Client,
+    container: Container,
+    receiver: WebhookReceiver,
+    intent_id: str,
+    event_type: str,
 ) -> dict[str, Any]:
-    """The fake's webhook about `intent_id`, posted to the API as Stripe would."""
+    """The fake's webhook about `intent_id`, posted to the API as Stripe would, then applied
+    as the worker's job for it would (tests/e2e/test_payment_workers.py runs real workers)."""
     delivery = await receiver.wait_for(about(intent_id, event_type), timeout=10)
     answer = await client.post(
         "/api/v1/stripe/webhook",
@@ -128,6 +133,7 @@ async def relay(
         headers={"Stripe-Signature": delivery.signature or "", "Content-Type": "application/json"},
     )
     assert answer.status_code == 200, answer.text
+    await apply_event(delivery.event["id"], container.payment_deps)
     return delivery.event
 
 
@@ -143,13 +149,19 @@ async def wait_for_status(
         await asyncio.sleep(0.05)
 
 
-async def post_event(client: Client, secret: str, event: dict[str, Any], **sign: Any) -> Any:
+async def post_event(
+    client: Client, container: Container, secret: str, event: dict[str, Any], **sign: Any
+) -> Any:
+    """Post a signed event; once stored (200), apply it as the worker's job would."""
     body, signature = signed_webhook(event, secret, **sign)
-    return await client.post(
+    answer = await client.post(
         "/api/v1/stripe/webhook",
         content=body,
         headers={"Stripe-Signature": signature, "Content-Type": "application/json"},
     )
+    if answer.status_code == 200:
+        await apply_event(event["id"], container.payment_deps)
+    return answer
 
 
 # --------------------------------------------------------------------------- invariants
@@ -224,7 +236,7 @@ async def test_hold_checkout_pay_webhook_paid_and_stock_sold_everywhere(
     )
     assert paid.status_code == 200, paid.text
     assert paid.json()["payment_status"] == "succeeded"
-    await relay(client, receiver, first["payment_intent_id"], "payment_intent.succeeded")
+    await relay(client, container, receiver, first["payment_intent_id"], "payment_intent.succeeded")
     order = await wait_for_status(client, auth, first["order_id"], "paid")
     assert order["items"] == [{"product_id": product.id, "quantity": 2, "unit_price_cents": 1250}]
     state = await container.gate.state(product.id)
@@ -253,11 +265,15 @@ async def test_declined_card_then_retry_and_success(
     )
     assert declined.status_code == 402, declined.text
     assert declined.json()["code"] == "payment_declined"
-    await relay(client, receiver, started["payment_intent_id"], "payment_intent.payment_failed")
+    await relay(
+        client, container, receiver, started["payment_intent_id"], "payment_intent.payment_failed"
+    )
     await asyncio.sleep(0.2)
     assert (await order_of(client, auth, started["order_id"]))["status"] == "payment_pending"
     await confirm_intent(fake_stripe, started["payment_intent_id"])  # the buyer tries again
-    await relay(client, receiver, started["payment_intent_id"], "payment_intent.succeeded")
+    await relay(
+        client, container, receiver, started["payment_intent_id"], "payment_intent.succeeded"
+    )
     await wait_for_status(client, auth, started["order_id"], "paid")
     await assert_invariants(container, fake_stripe)
 
@@ -317,12 +333,12 @@ async def test_out_of_order_events_never_undo_a_payment(
     started = await checkout(client, auth, await hold(client, auth, (product.id, 1)))
     intent_id = started["payment_intent_id"]
     await confirm_intent(fake_stripe, intent_id)
-    await relay(client, receiver, intent_id, "payment_intent.succeeded")
+    await relay(client, container, receiver, intent_id, "payment_intent.succeeded")
     await wait_for_status(client, auth, started["order_id"], "paid")
     secret = fake_stripe.webhook_secret
     obj = {"id": intent_id, "object": "payment_intent", "amount": 1000, "currency": "usd"}
     for late_type in ("payment_intent.payment_failed", "payment_intent.canceled"):
-        answer = await post_event(client, secret, stripe_event(late_type, obj))
+        answer = await post_event(client, container, secret, stripe_event(late_type, obj))
         assert answer.status_code == 200
     await asyncio.sleep(0.3)
     assert (await order_of(client, auth, started["order_id"]))["status"] == "paid"
@@ -334,9 +350,9 @@ async def test_bad_stale_and_malformed_webhooks_are_refused_and_not_stored(
     client: Client, container: Container, fake_stripe: FakeStripe
 ) -> None:
     event = stripe_event("payment_intent.succeeded", {"id": "pi_x", "object": "payment_intent"})
-    wrong = await post_event(client, "whsec_wrong", event)
+    wrong = await post_event(client, container, "whsec_wrong", event)
     stale = await post_event(
-        client, fake_stripe.webhook_secret, event, timestamp=int(time.time()) - 600
+        client, container, fake_stripe.webhook_secret, event, timestamp=int(time.time()) - 600
     )
     unsigned = await client.post("/api/v1/stripe/webhook", content=b"{}")
     body, signature = signed_webhook({"not": "an event"}, fake_stripe.webhook_secret)
@@ -360,7 +376,7 @@ async def test_unknown_type_and_unknown_order_are_stored_and_acknowledged(
         {"id": "pi_not_ours", "object": "payment_intent", "amount": 5, "currency": "usd"},
     )
     for event in (unknown_type, unknown_order):
-        assert (await post_event(client, secret, event)).status_code == 200
+        assert (await post_event(client, container, secret, event)).status_code == 200
     deadline = time.monotonic() + 5
     while True:
         async with container.uow_factory() as uow:
@@ -390,7 +406,9 @@ async def test_amount_mismatch_is_flagged_and_never_paid(
             .values(amount_cents=999)
         )
     await confirm_intent(fake_stripe, started["payment_intent_id"])
-    await relay(client, receiver, started["payment_intent_id"], "payment_intent.succeeded")
+    await relay(
+        client, container, receiver, started["payment_intent_id"], "payment_intent.succeeded"
+    )
     deadline = time.monotonic() + 5
     while not (order := await order_of(client, auth, started["order_id"]))["flagged"]:
         assert time.monotonic() < deadline, order
@@ -471,7 +489,9 @@ async def test_late_payment_with_stock_left_is_kept(
     started = await checkout(client, auth, reservation_id)
     await expire_now(container, reservation_id)
     await confirm_intent(fake_stripe, started["payment_intent_id"])  # before the cancel ran
-    await relay(client, receiver, started["payment_intent_id"], "payment_intent.succeeded")
+    await relay(
+        client, container, receiver, started["payment_intent_id"], "payment_intent.succeeded"
+    )
     await wait_for_status(client, auth, started["order_id"], "paid")
     state = await container.gate.state(product.id)
     assert (state.available, state.sold) == (3, 2)
@@ -496,12 +516,16 @@ async def test_late_payment_without_stock_is_refunded_automatically(
     other = await buyer(client)
     await hold(client, other, (product.id, 2))  # the stock went to someone else
     await confirm_intent(fake_stripe, started["payment_intent_id"])
-    await relay(client, receiver, started["payment_intent_id"], "payment_intent.succeeded")
+    await relay(
+        client, container, receiver, started["payment_intent_id"], "payment_intent.succeeded"
+    )
     order = await wait_for_status(client, auth, started["order_id"], "refunded")
     assert "late payment" in order["failure_reason"]
     await drain_outbox(container.payment_deps)
     # A duplicate of the event (and the stuck task) refunds nothing twice.
-    await relay(client, receiver, started["payment_intent_id"], "payment_intent.succeeded")
+    await relay(
+        client, container, receiver, started["payment_intent_id"], "payment_intent.succeeded"
+    )
     await drain_outbox(container.payment_deps)
     listed = await _refunds(fake_stripe, started["payment_intent_id"])
     assert len(listed) == 1 and listed[0]["amount"] == started["amount_cents"]
@@ -610,18 +634,18 @@ async def test_refund_in_stripe_returns_unfulfilled_units_once_and_dispute_flags
     started = await checkout(client, auth, await hold(client, auth, (product.id, 2)))
     intent_id = started["payment_intent_id"]
     await confirm_intent(fake_stripe, intent_id)
-    await relay(client, receiver, intent_id, "payment_intent.succeeded")
+    await relay(client, container, receiver, intent_id, "payment_intent.succeeded")
     await wait_for_status(client, auth, started["order_id"], "paid")
     secret = fake_stripe.webhook_secret
     charge = refunded_charge(intent_id, 1400, refund_ids=("re_test_full",))
     refund_event = stripe_event("charge.refunded", charge)
-    assert (await post_event(client, secret, refund_event)).status_code == 200
+    assert (await post_event(client, container, secret, refund_event)).status_code == 200
     order = await wait_for_status(client, auth, started["order_id"], "refunded")
     assert order["failure_reason"]
     # Replayed under another event id (Stripe retries with the same id; a replay by an
     # operator may not): the refund id keeps the units from coming back twice.
     again = stripe_event("charge.refunded", charge)
-    assert (await post_event(client, secret, again)).status_code == 200
+    assert (await post_event(client, container, secret, again)).status_code == 200
     await asyncio.sleep(0.3)
     state = await container.gate.state(product.id)
     assert (state.available, state.sold) == (2, 0)
@@ -634,7 +658,7 @@ async def test_refund_in_stripe_returns_unfulfilled_units_once_and_dispute_flags
     )
     assert returned == 2
     disputed = stripe_event("charge.dispute.created", dispute(intent_id, 1400))
-    assert (await post_event(client, secret, disputed)).status_code == 200
+    assert (await post_event(client, container, secret, disputed)).status_code == 200
     deadline = time.monotonic() + 5
     while not (await order_of(client, auth, started["order_id"]))["flagged"]:
         assert time.monotonic() < deadline
