@@ -123,7 +123,7 @@
     try {
       if (cart) {
         try {
-          showCart(await call("POST", `/api/v1/reservations/${cart.id}/items`, { items }));
+          changed(await call("POST", `/api/v1/reservations/${cart.id}/items`, { items }));
           return;
         } catch (error) {
           const code = error.body && error.body.code;
@@ -133,17 +133,23 @@
           forgetCart(); // it ended meanwhile: this item starts a new cart
         }
       }
-      showCart(await call("POST", "/api/v1/reservations", { items }));
+      changed(await call("POST", "/api/v1/reservations", { items }));
     } catch (error) {
       if (!(error instanceof Problem)) throw error;
       say(explain(error.body));
     }
   }
 
+  function changed(reservation) {
+    showCart(reservation);
+    // The live feed reports our own changes too; without it, fetch the numbers now.
+    if ($("connection").dataset.state !== "live") htmx.trigger("#catalog", "refresh");
+  }
+
   async function removeLine(productId) {
     clearMessage();
     try {
-      showCart(await call("DELETE", `/api/v1/reservations/${cart.id}/items/${productId}`));
+      changed(await call("DELETE", `/api/v1/reservations/${cart.id}/items/${productId}`));
     } catch (error) {
       await handleCartError(error);
     }
@@ -153,7 +159,8 @@
     clearMessage();
     try {
       await call("DELETE", `/api/v1/reservations/${cart.id}`);
-      forgetCart();
+      localStorage.removeItem(KEYS.cart);
+      changed(null);
       say("Released: the items are back on sale.", "info");
     } catch (error) {
       await handleCartError(error);
@@ -384,10 +391,16 @@
     button.textContent = available <= 0 ? "Sold out" : "Add to cart";
   }
 
+  let pollTimer = null;
+
   function connection(state, text) {
     const badge = $("connection");
     badge.dataset.state = state;
     badge.textContent = text;
+    // Without the live feed the catalog is fetched again every few seconds instead.
+    clearInterval(pollTimer);
+    pollTimer = null;
+    if (state === "lost") pollTimer = setInterval(() => htmx.trigger("#catalog", "refresh"), 3000);
   }
 
   function connectLiveStock() {
@@ -400,8 +413,11 @@
       everConnected = true;
       watch();
     });
-    socket.on("disconnect", () => connection("lost", "Connection lost — reconnecting…"));
-    socket.on("connect_error", () => connection("lost", "Connection lost — reconnecting…"));
+    const lost = () => {
+      if ($("connection").dataset.state !== "lost") connection("lost", "Connection lost — reconnecting…");
+    };
+    socket.on("disconnect", lost);
+    socket.on("connect_error", lost);
     socket.on("stock", (update) => showStock(update.product_id, update.available));
   }
 
@@ -432,7 +448,6 @@
     watch();
   });
   document.body.addEventListener("htmx:responseError", () => say("The catalog could not be loaded — retrying."));
-  document.body.addEventListener("htmx:sendError", () => connection("lost", "Connection lost — reconnecting…"));
 
   $("checkout").addEventListener("click", checkout);
   $("release").addEventListener("click", releaseAll);
