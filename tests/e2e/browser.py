@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -21,7 +21,8 @@ FLAGS = [
     "--no-first-run",
 ]
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 @asynccontextmanager
@@ -51,7 +52,7 @@ class Tab:
 
 async def open_tab(browser: Browser, url: str, *, phone: bool = False) -> Tab:
     context = await browser.new_context(
-        viewport=PHONE if phone else {"width": 1280, "height": 900},
+        viewport=PHONE if phone else DESKTOP,
         is_mobile=phone,
         has_touch=phone,
     )
