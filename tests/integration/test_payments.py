@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
 from stockgate.adapters.embedded.fake_stripe import SECRET_KEY, FakeStripe
-from stockgate.adapters.embedded.valkey import free_port
 from stockgate.adapters.postgres.tables import orders, payment_outbox, reservations, webhook_events
 from stockgate.adapters.redis.keys import Keys
 from stockgate.bootstrap import Container, bootstrap
@@ -34,6 +33,7 @@ from stockgate.services.payment_tasks import drain_outbox, settle_stuck_orders
 from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import ConvertMode, ConvertStatus
 from stockgate.services.reconcile import reconcile
+from stockgate.supervisor import free_port
 from tests.conftest import MakeProduct, clients, drift
 from tests.fake_stripe_server import (
     DECLINED_CARD,
