@@ -131,6 +131,31 @@ class Settings(BaseSettings):
         le=5,
         description="Retries of a Stripe request after a network error, timeout, 409 or 5xx.",
     )
+    # Payments (checkout, webhooks, late payments, refunds; docs/operations.md).
+    payment_hold_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="A reservation in checkout is held until at least this long after checkout"
+        " (PostgreSQL only; at most hold_seconds + this after it was taken).",
+    )
+    payments_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the maintenance worker drains the payment outbox, settles stuck"
+        " orders and applies webhook events left unprocessed.",
+    )
+    stuck_order_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Orders awaiting payment this long are settled by asking Stripe.",
+    )
+    inbox_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Webhook events unprocessed this long after arriving are applied by the"
+        " maintenance worker.",
+    )
     fake_stripe_port: int = Field(
         default=8420, ge=1, le=65535, description="Port of the local fake Stripe started by `up`."
     )
@@ -141,12 +166,73 @@ class Settings(BaseSettings):
         default=None, description="Signs merchant notifications."
     )
     smtp_url: str | None = Field(default=None, description="Optional SMTP server for email.")
+    # --- fulfillment and workers (issue 20): the job queue, retries, notifications, schedules
+    merchant_email: str | None = Field(
+        default=None, description="Receives order emails when STOCKGATE_SMTP_URL is set."
+    )
+    smtp_from: str = Field(default="stockgate@localhost", description="Sender of order emails.")
+    notify_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one merchant webhook or email delivery."
+    )
+    fulfillment_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="Fulfillment attempts before an order becomes fulfillment_failed.",
+    )
+    retry_backoff_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="First retry delay of a job; doubles each attempt (half of it random).",
+    )
+    retry_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest delay between two attempts of a job."
+    )
+    job_lock_seconds: float = Field(
+        default=5.0,
+        ge=1,
+        le=600,
+        description="A job's lock; a killed worker's job runs again within about this long.",
+    )
+    job_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Jobs one worker process runs at once per queue."
+    )
+    requeue_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often maintenance re-asks for paid, unfulfilled orders.",
+    )
+    requeue_after_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Age of a paid, unfulfilled order's payment before maintenance re-asks.",
+    )
+    queue_depth_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often maintenance reports queue depth."
+    )
+    purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often maintenance purges old finished jobs."
+    )
+    keep_failed_jobs_seconds: float = Field(
+        default=7 * 86_400.0, gt=0, description="How long failed jobs are kept for operators."
+    )
     rate_limit_enabled: bool = Field(
         default=True,
         description="Per-client limits on customer creation and holds (load tests turn it off).",
     )
     rate_limit_per_minute: int = Field(
         default=600, ge=1, description="Requests per minute per client for limited endpoints."
+    )
+    # --- storefront (the buyer's page at /)
+    storefront_vendor_dir: Path | None = Field(
+        default=None,
+        description="Where npm installed the page's front-end packages (htmx, socket.io"
+        " client); unset: node_modules of the project checkout.",
+    )
+    stripe_js_url: str | None = Field(
+        default=None,
+        description="Stripe.js the page loads; unset: the fake Stripe's stand-in when"
+        " STOCKGATE_STRIPE_API_BASE is set, else https://js.stripe.com/v3/.",
     )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: LogFormat = Field(

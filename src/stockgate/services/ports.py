@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,7 +14,7 @@ from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.ledger import LedgerEntry
 from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
-from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.domain.stock import StockLevels
 
 
@@ -58,6 +58,21 @@ class GateState:
     available: int | None
     version: int
     holds: Mapping[uuid.UUID, GateHold] = field(default_factory=dict)
+    sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # reservation id -> units sold
+    sold: int = 0  # the gate's count of units sold (the sum of `sales` unless damaged)
+
+
+class ConvertMode(StrEnum):
+    HOLD = "hold"  # the live hold only: a released or expired hold is refused
+    TAKE = "take"  # the hold, else units from available (a late payment), if enough are left
+    FORCE = "force"  # as TAKE, even below zero: a sale PostgreSQL committed (the repair)
+
+
+class ConvertStatus(StrEnum):
+    CONVERTED = "converted"
+    ALREADY = "already"  # sold before: nothing changed
+    REFUSED = "refused"  # no hold (HOLD) or not enough available (TAKE): nothing changed
+    NOT_LOADED = "not_loaded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,7 @@ class ProductTotals:
     ledger: StockLevels  # what the product's ledger entries add up to
     active: Sequence[Reservation]
     sold_by_customer: Mapping[uuid.UUID, int] = field(default_factory=dict)
+    sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # converted reservations' units
 
     @property
     def held(self) -> int:
@@ -124,7 +140,15 @@ class StockGate(Protocol):
         ...
 
     async def set_total(self, totals: ProductTotals) -> int | None:
-        """Make available + held equal stock - sold; the correction, or None when skipped."""
+        """Make available + held + sold equal stock; the correction, or None when skipped."""
+        ...
+
+    async def convert(self, reservation: Reservation, mode: ConvertMode) -> ConvertStatus:
+        """Sell a paid reservation's units (all lines or none); idempotent per reservation."""
+        ...
+
+    async def return_sold(self, reservation: Reservation) -> int:
+        """Put a refunded sale's units back on sale; 0 when there was no such sale."""
         ...
 
 
@@ -149,6 +173,14 @@ class ReservationRepository(Protocol):
 
     async def end(self, reservations: Sequence[Reservation]) -> None:
         """Store the new status of reservations that just ended."""
+        ...
+
+    async def add_lines(self, reservation_id: uuid.UUID, lines: Sequence[ReservationLine]) -> None:
+        """The cart grows: store lines of products the reservation does not hold yet."""
+        ...
+
+    async def remove_line(self, reservation_id: uuid.UUID, product_id: int) -> None:
+        """The cart shrinks: forget one line (its ledger entry records that it was held)."""
         ...
 
     async def move(self, reservation: Reservation, *, was: ReservationStatus) -> None:
@@ -192,6 +224,10 @@ class OrderRepository(Protocol):
         limit: int = 100,
     ) -> list[Order]:
         """Orders in these statuses, oldest first, after the id `after` (keyset paging)."""
+        ...
+
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        """Orders awaiting payment for these reservations, locked (expiry ends them)."""
         ...
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]: ...
@@ -399,6 +435,11 @@ class PaymentProvider(Protocol):
 
     async def get_intent(self, intent_id: str) -> PaymentIntent: ...
 
+    async def pay_with(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        """Attach a payment method (a token from Stripe.js or a test card) and confirm;
+        raises PaymentDeclined when the card is declined."""
+        ...
+
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
         """Cancel unless already canceled (then return it); a succeeded intent raises Conflict."""
         ...
@@ -428,6 +469,70 @@ class WorkQueue(Protocol):
     ) -> None: ...
 
     async def request_event_processing(self, event_id: str) -> None: ...
+
+    async def request_again(self, job: str, key: str, data: Mapping[str, Any]) -> bool:
+        """Ask again for work PostgreSQL says is still due (maintenance): a job that is waiting
+        or running is left alone, one that gave up is replaced. True when a job was added."""
+        ...
+
+    async def depths(self) -> list[QueueDepth]:
+        """How much work waits in each queue, and how old the oldest waiting job is."""
+        ...
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        """Forget finished (completed or failed) jobs older than that; how many were removed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    queue: str
+    waiting: int
+    active: int
+    delayed: int
+    failed: int
+    oldest_waiting_seconds: float  # 0 when nothing waits
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a job handler knows about the job it runs."""
+
+    name: str
+    job_id: str
+    attempt: int  # 1 for the first run
+    max_attempts: int
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+
+JobHandle = Callable[[JobContext, Mapping[str, Any]], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A periodic job: run once per `every_seconds` however many workers serve its queue."""
+
+    name: str
+    queue: str
+    every_seconds: float
+
+
+class JobRunner(Protocol):
+    """Runs the jobs of some queues in this process (the worker side of WorkQueue)."""
+
+    async def start(
+        self, queues: Sequence[str], handle: JobHandle, schedules: Sequence[Schedule] = ()
+    ) -> None:
+        """Start taking jobs of `queues`; a job whose handler raises is retried with backoff
+        until its attempts run out. `schedules` are (re)declared, once per period each."""
+        ...
+
+    async def stop(self) -> None:
+        """Take no new job, let the running ones finish, and close."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
