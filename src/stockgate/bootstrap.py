@@ -49,6 +49,7 @@ from stockgate.services.ports import (
     UnitOfWorkFactory,
     WorkQueue,
 )
+from stockgate.services.rebuild import GateRebuilds
 from stockgate.services.reserve import ReserveDeps
 
 Closer = Callable[[], Awaitable[None]]
@@ -94,6 +95,7 @@ class Container:
             clock=self.clock,
             hold_seconds=self.settings.hold_seconds,
             max_quantity=self.settings.max_quantity,
+            rebuilds=GateRebuilds(self.settings.gate_rebuild_settle_seconds),
         )
         self.fulfill_deps = FulfillDeps(
             uow_factory=self.uow_factory,

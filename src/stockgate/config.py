@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         gt=0,
         description="Age after which a Redis hold with no PostgreSQL row is given back.",
     )
+    # Gate safety (issue 18): rebuilding a product after Redis lost writes.
+    gate_rebuild_settle_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=60,
+        description="Wait before rebuilding a product whose Redis restarted or failed over, so "
+        "holds still being written land first.",
+    )
     expiry_poll_seconds: float = Field(
         default=0.2, gt=0, le=5, description="How often the expiry worker looks for due holds."
     )

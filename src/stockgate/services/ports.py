@@ -28,6 +28,7 @@ class TakeStatus(StrEnum):
     LIMIT_EXCEEDED = "limit_exceeded"
     DUPLICATE = "duplicate"  # the idempotency key already names a reservation
     NOT_LOADED = "not_loaded"  # the gate has no counter for a product yet (new or after a flush)
+    STALE = "stale"  # loaded on a Redis that restarted or failed over since: rebuild it first
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,9 @@ class GateState:
     holds: Mapping[uuid.UUID, GateHold] = field(default_factory=dict)
     sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # reservation id -> units sold
     sold: int = 0  # the gate's count of units sold (the sum of `sales` unless damaged)
+    # Loaded under another Redis server identity (restart, failover): its keys may be older
+    # than PostgreSQL, so takes are refused until it is rebuilt (decision 0014).
+    stale: bool = False
 
 
 class ConvertMode(StrEnum):

@@ -36,6 +36,7 @@ from stockgate.services.ports import (
     StockGate,
     UnitOfWorkFactory,
 )
+from stockgate.services.rebuild import rebuild
 
 # A reservation younger than this may be between its gate call and its commit.
 RESTORE_MIN_AGE = timedelta(seconds=2)
@@ -212,25 +213,17 @@ async def reconcile_product(
         report.missing_holds = sum(_quantity(r, product_id) for r in missing)
         report.missing_sales = sum(lost_sales.values())
         report.stale_sales = sum(stale_sales.values())
+    if state.stale:
+        return await _rebuild_stale(report, uow_factory=uow_factory, gate=gate, fix=fix)
     if not fix:
         return report
     if state.available is None:
         if await gate.load(totals):
             report.fixes.append("rebuilt")
         return report
-    for hold in orphans:
-        status = await _void(hold, uow_factory)
-        if status is ReservationStatus.CONVERTED:  # converted after the snapshot
-            unfinished.append(hold)
-            continue
-        if status in KEEP_HOLD:
-            continue
-        partial = _single_line(hold, product_id, now)
-        # A void request never got its reservation: its buyer's retry must be a fresh attempt.
-        # An ended one keeps its key: a retry answers with the original, as for any repeat.
-        key = hold.idempotency_key if status is ReservationStatus.VOID else None
-        if await gate.give_back(partial, idempotency_key=key):
-            report.fixes.append(f"gave back orphan {hold.reservation_id} ({status})")
+    unfinished += await _give_back_orphans(
+        orphans, product_id, now, report, uow_factory=uow_factory, gate=gate
+    )
     for reservation in missing:
         report.fixes.append(
             await _restore_or_end(reservation, product_id, uow_factory=uow_factory, gate=gate)
@@ -241,6 +234,47 @@ async def reconcile_product(
     correction = await gate.set_total(totals)
     if correction:
         report.fixes.append(f"corrected available by {correction:+d}")
+    return report
+
+
+async def _give_back_orphans(
+    orphans: list[GateHold],
+    product_id: int,
+    now: datetime,
+    report: ProductReport,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+) -> list[GateHold]:
+    """Fence and give back holds PostgreSQL does not have; returns those converted meanwhile
+    (sales the gate has not heard of yet)."""
+    converted = []
+    for hold in orphans:
+        status = await _void(hold, uow_factory)
+        if status is ReservationStatus.CONVERTED:  # converted after the snapshot
+            converted.append(hold)
+            continue
+        if status in KEEP_HOLD:
+            continue
+        partial = _single_line(hold, product_id, now)
+        # A void request never got its reservation: its buyer's retry must be a fresh attempt.
+        # An ended one keeps its key: a retry answers with the original, as for any repeat.
+        key = hold.idempotency_key if status is ReservationStatus.VOID else None
+        if await gate.give_back(partial, idempotency_key=key):
+            report.fixes.append(f"gave back orphan {hold.reservation_id} ({status})")
+    return converted
+
+
+async def _rebuild_stale(
+    report: ProductReport, *, uow_factory: UnitOfWorkFactory, gate: StockGate, fix: bool
+) -> ProductReport:
+    """Loaded on a Redis that restarted or failed over since: its numbers may predate holds
+    PostgreSQL committed. Comparing or patching them could void a hold answered 201, so the
+    whole product is rebuilt from PostgreSQL instead (decision 0014)."""
+    if not fix:
+        report.error = "the gate may have lost writes (Redis restarted or failed over)"
+    elif await rebuild(report.product_id, uow_factory=uow_factory, gate=gate):
+        report.fixes.append("rebuilt (Redis restarted or failed over)")
     return report
 
 

@@ -39,6 +39,7 @@ from stockgate.services.ports import (
     TakeStatus,
     UnitOfWorkFactory,
 )
+from stockgate.services.rebuild import GateRebuilds
 
 # How long a retried request waits for the original one to become durable.
 ORIGINAL_WAIT_SECONDS = 2.0
@@ -66,6 +67,7 @@ class ReserveDeps:
     hold_seconds: int
     max_quantity: int
     unknown_products: UnknownProducts = field(default_factory=UnknownProducts)
+    rebuilds: GateRebuilds = field(default_factory=GateRebuilds)
 
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
@@ -112,6 +114,13 @@ async def take(reservation: Reservation, request: ReserveRequest, deps: ReserveD
             raise SoldOut(result.product_id, result.available)
         if result.status is TakeStatus.LIMIT_EXCEEDED:
             raise LimitExceeded(result.product_id, result.limit, result.already)
+        if result.status is TakeStatus.STALE:
+            # Redis restarted or failed over since this product was loaded: its counter may
+            # be older than PostgreSQL. Refuse until it is rebuilt (in the background).
+            deps.rebuilds.request(result.product_id, uow_factory=deps.uow_factory, gate=deps.gate)
+            raise StoreUnavailable(
+                "redis", f"the stock of product {result.product_id} is being rebuilt; retry"
+            )
         # NOT_LOADED: a new product or a flushed Redis; build the counter from PostgreSQL.
         if result.product_id in deps.unknown_products:
             raise UnknownProduct(result.product_id)

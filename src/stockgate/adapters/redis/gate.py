@@ -12,7 +12,13 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from stockgate.adapters.redis.keys import Keys
-from stockgate.adapters.redis.scripts import Arg, ScriptBatcher, Scripts, redis_error
+from stockgate.adapters.redis.scripts import (
+    Arg,
+    ScriptBatcher,
+    Scripts,
+    redis_error,
+    server_identity,
+)
 from stockgate.adapters.redis.sold_out import SoldOutCache
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
@@ -103,6 +109,8 @@ class RedisStockGate:
                 limit=int(reply[2]),
                 already=int(reply[3]),
             )
+        if code == -3:
+            return TakeResult(TakeStatus.STALE, product_id=product_id)
         return TakeResult(TakeStatus.NOT_LOADED, product_id=product_id)
 
     async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:
@@ -176,7 +184,10 @@ class RedisStockGate:
                 pipe.hgetall(stock_key)
                 pipe.hgetall(holds_key)
                 pipe.hgetall(sales_key)
-                stock, records, sales = await pipe.execute()
+                # In the same transaction, so the identity is the one these keys live on.
+                pipe.info("server")
+                pipe.info("replication")
+                stock, records, sales, server_info, replication_info = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise redis_error(exc) from exc
         holds = {}
@@ -191,6 +202,7 @@ class RedisStockGate:
                 key[0] if key else None,
             )
         available = stock.get(b"available")
+        loaded_on = stock.get(b"server")
         return GateState(
             product_id,
             None if available is None else int(available),
@@ -198,6 +210,8 @@ class RedisStockGate:
             holds,
             {uuid.UUID(hex=_text(rid)): int(units) for rid, units in sales.items()},
             int(stock.get(b"sold", 0)),
+            stale=available is not None
+            and loaded_on != server_identity(server_info, replication_info),
         )
 
     async def restore(self, product_id: int, hold: GateHold) -> bool:

@@ -1,9 +1,13 @@
--- Build one product's gate from PostgreSQL's numbers, unless it exists already.
+-- Build one product's gate from PostgreSQL's numbers, unless it was built on this server
+-- already. A product built under another server identity (Redis restarted from a stale
+-- snapshot or AOF, or failed over to a lagging replica) is rebuilt: its keys may be older
+-- than PostgreSQL.
 -- KEYS    stock hash, holds hash, buyers hash, sales hash
 -- ARGV    available, limit (0: none), version, hold_count,
 --         then hold_count x (reservation_id, customer_id, quantity, taken_ms),
 --         then sale_count, then sale_count x (reservation_id, quantity) (the sold units),
---         then pairs (customer_id, units bought) for per-customer limits
+--         then pairs (customer_id, units bought) for per-customer limits,
+--         then the server's identity (appended by the batcher)
 -- Returns 1 when built, 0 when the product was loaded already (nothing changed).
 local stock_key = KEYS[1]
 local holds_key = KEYS[2]
@@ -13,8 +17,9 @@ local available = ARGV[1]
 local limit = ARGV[2]
 local version = ARGV[3]
 local hold_count = tonumber(ARGV[4])
+local server = ARGV[#ARGV]
 
-if redis.call('EXISTS', stock_key) == 1 then
+if redis.call('HGET', stock_key, 'server') == server then
   return 0
 end
 redis.call('DEL', holds_key, buyers_key, sales_key)
@@ -32,9 +37,10 @@ for i = 0, sale_count - 1 do
   redis.call('HSET', sales_key, ARGV[at], ARGV[at + 1])
   sold = sold + tonumber(ARGV[at + 1])
 end
-for at = sales_at + 1 + sale_count * 2, #ARGV, 2 do
+for at = sales_at + 1 + sale_count * 2, #ARGV - 1, 2 do
   redis.call('HINCRBY', buyers_key, ARGV[at], tonumber(ARGV[at + 1]))
 end
+redis.call('DEL', stock_key)
 redis.call('HSET', stock_key, 'available', available, 'limit', limit, 'version', version,
-  'sold', sold)
+  'sold', sold, 'server', server)
 return 1

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable, Sequence
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import sha1
 from importlib import resources
@@ -31,16 +33,25 @@ READ_TIMEOUT_SECONDS = 5.0
 MAX_BATCH = 512  # calls per pipeline: bounds one write and the replies read after it
 
 
+# Scripts that get the server's identity as their last argument (see ServerIdentities).
+WITH_SERVER = frozenset({"take", "load"})
+# How long a connection's identity is trusted before it is read again. A restart or a
+# failover breaks the connection, and a new connection always reads it first; this bound is
+# for a role change under a live connection (a master made a replica and promoted again).
+SERVER_RECHECK_SECONDS = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class Script:
     name: str
     source: str
     sha: str
+    with_server: bool = False
 
     @classmethod
     def named(cls, name: str) -> Script:
         source = resources.files(__package__).joinpath(f"{name}.lua").read_text()
-        return cls(name, source, sha1(source.encode()).hexdigest())
+        return cls(name, source, sha1(source.encode()).hexdigest(), name in WITH_SERVER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +89,7 @@ class ScriptBatcher:
         on_batch: Callable[[int], None] = lambda size: None,
     ) -> None:
         self._redis = redis
+        self._servers = ServerIdentities()
         self._batches = TickBatches(self._send, max_batch=max_batch)
         self._on_batch = on_batch
 
@@ -140,8 +152,9 @@ class ScriptBatcher:
         pool = self._redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
         try:
-            packed = b"".join(_evalsha(call) for call in batch)
             async with asyncio.timeout(READ_TIMEOUT_SECONDS):
+                server = await self._servers.of(connection)
+                packed = b"".join(_evalsha(call, server) for call in batch)
                 await connection.send_packed_command(packed, check_health=False)
                 results: list[Any] = []
                 for _ in batch:
@@ -158,9 +171,22 @@ class ScriptBatcher:
         return results
 
 
-def _evalsha(call: _Call) -> bytes:
-    command = (b"EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+def _evalsha(call: _Call, server: bytes) -> bytes:
+    command: tuple[bytes | str | int, ...] = (
+        b"EVALSHA",
+        call.script.sha,
+        len(call.keys),
+        *call.keys,
+        *call.args,
+    )
+    if call.script.with_server:
+        command += (server,)
     packed: bytes = pack_command(command)  # type: ignore[arg-type]  # the stub says a 1-tuple
+    return packed
+
+
+def _pack(*parts: bytes) -> bytes:
+    packed: bytes = pack_command(parts)  # type: ignore[arg-type]  # the stub says a 1-tuple
     return packed
 
 
@@ -181,3 +207,58 @@ def redis_error(exc: BaseException) -> StoreUnavailable:
     if type(exc) is ResponseError:
         return CorruptGateData(str(exc))
     return StoreUnavailable("redis", f"redis failed: {type(exc).__name__}")
+
+
+class ServerIdentities:
+    """Which Redis server each connection talks to: its run id and replication id.
+
+    Redis cannot restore these from a snapshot: a restart gets a new run id, a promoted
+    replica a new replication id. Each product's keys record the identity they were loaded
+    under, and a take compares it with its connection's (decision 0014), so a gate that may
+    have lost writes refuses takes until it is rebuilt from PostgreSQL. Read once per
+    connection (on first use and after every reconnect, through redis-py's connect callback)
+    and again when older than SERVER_RECHECK_SECONDS: no extra round trip for a batch
+    otherwise.
+    """
+
+    def __init__(self) -> None:
+        self._known: weakref.WeakKeyDictionary[Any, tuple[bytes, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def of(self, connection: Any) -> bytes:
+        known = self._known.get(connection)
+        now = time.monotonic()
+        if known is not None and now - known[1] < SERVER_RECHECK_SECONDS:
+            return known[0]
+        connection.register_connect_callback(self._forget)  # idempotent in redis-py
+        await connection.send_packed_command(
+            _pack(b"INFO", b"server") + _pack(b"INFO", b"replication"),
+            check_health=False,
+        )
+        server_info = await connection.read_response(timeout=math.inf)
+        replication_info = await connection.read_response(timeout=math.inf)
+        identity = server_identity(server_info, replication_info)
+        self._known[connection] = (identity, now)
+        return identity
+
+    def _forget(self, connection: Any) -> None:
+        """Called by redis-py whenever the connection (re)connects: maybe another server."""
+        self._known.pop(connection, None)
+
+
+def server_identity(
+    server_info: bytes | str | Mapping[str, Any], replication_info: bytes | str | Mapping[str, Any]
+) -> bytes:
+    """`run_id:master_replid` from INFO server and INFO replication (raw, or as redis-py
+    parses them)."""
+    fields: dict[str, Any] = {}
+    for section in (server_info, replication_info):
+        if isinstance(section, Mapping):
+            fields.update(section)
+            continue
+        text = section.decode() if isinstance(section, bytes) else section
+        for line in text.splitlines():
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    return f"{fields.get('run_id', '')}:{fields.get('master_replid', '')}".encode()

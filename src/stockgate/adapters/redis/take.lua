@@ -2,16 +2,21 @@
 -- KEYS[1]           idempotency key (always passed; used only when idem_ttl > 0)
 -- KEYS[2+3(i-1)..]  per line i: the product's stock hash, holds hash, buyers hash
 -- ARGV              reservation_id, customer_id, fingerprint, idem_ttl, now_ms,
---                   idempotency key as the client sent it ('' without one), qty_1..qty_n
+--                   idempotency key as the client sent it ('' without one), qty_1..qty_n,
+--                   then the server's identity (run id and replication id, appended by the
+--                   batcher from INFO on this connection)
 -- Returns {1} taken; {0, i, available} sold out; {-1, i, limit, already} limit exceeded;
---         {-2, i} product i not loaded; {2, "reservation_id fingerprint"} idempotent repeat.
+--         {-2, i} product i not loaded; {-3, i} product i was loaded on another server
+--         identity (a restart or failover may have lost writes: rebuild it first);
+--         {2, "reservation_id fingerprint"} idempotent repeat.
 local idem_key = KEYS[1]
 local reservation_id = ARGV[1]
 local customer_id = ARGV[2]
 local fingerprint = ARGV[3]
 local idem_ttl = tonumber(ARGV[4])
 local now_ms = ARGV[5]
-local lines = #ARGV - 6
+local lines = #ARGV - 7
+local server = ARGV[#ARGV]
 -- A hold's record: "customer quantity taken_ms [key]"; the key lets whoever voids the hold
 -- (the reconciler) forget it too, so a retry of the request is not stuck on a dead original.
 local record_tail = ' ' .. now_ms
@@ -31,9 +36,12 @@ for i = 1, lines do
   local stock_key = KEYS[2 + (i - 1) * 3]
   local buyers_key = KEYS[4 + (i - 1) * 3]
   local quantity = tonumber(ARGV[6 + i])
-  local stock = redis.call('HMGET', stock_key, 'available', 'limit')
+  local stock = redis.call('HMGET', stock_key, 'available', 'limit', 'server')
   if not stock[1] then
     return {-2, i}
+  end
+  if stock[3] ~= server then
+    return {-3, i}
   end
   local available = tonumber(stock[1])
   if available < quantity then
