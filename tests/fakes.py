@@ -758,9 +758,13 @@ class FakeAdminUsers:
 class FakeProbe:
     def __init__(self) -> None:
         self.down: set[str] = set()
+        self.warned: list[str] = []
 
     async def reachable(self) -> dict[str, bool]:
         return {store: store not in self.down for store in ("postgres", "redis")}
+
+    async def warnings(self) -> list[str]:
+        return list(self.warned)
 
 
 # --------------------------------------------------------------------------- background work

@@ -16,6 +16,7 @@ import redis
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import SoldOut, StoreUnavailable
 from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.entrypoints.http.health import readiness
 from stockgate.services.reserve import reserve
 from stockgate.supervisor import free_port
 from tests.conftest import MakeProduct
@@ -147,3 +148,22 @@ async def test_a_flushed_redis_is_rebuilt_with_every_committed_hold(
     assert await statuses(container, held + rest) == {ReservationStatus.ACTIVE.value}
     report = await run_reconcile(container, fix=False)
     assert (report.oversold, report.leaked, report.drift_found) == (0, 0, 0)
+
+
+async def test_readiness_warns_while_redis_can_evict_or_lose_gate_data(
+    container: Container, private_redis: PrivateRedis
+) -> None:
+    client = private_redis.client()
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    answer = await readiness(container.probe)
+    assert answer.content["status"] == "ready"  # ready, with warnings
+    warnings = answer.content["warnings"]
+    assert any("maxmemory-policy is allkeys-lru" in w for w in warnings), warnings
+    assert any("appendonly is off" in w for w in warnings), warnings
+    client.config_set("maxmemory-policy", "noeviction")
+    client.config_set("appendonly", "yes")
+    client.config_set("appendfsync", "everysec")
+    assert [w for w in await container.probe.warnings() if "appendfsync is everysec" in w]
+    client.config_set("appendfsync", "always")
+    assert await container.probe.warnings() == []
+    assert "warnings" not in (await readiness(container.probe)).content

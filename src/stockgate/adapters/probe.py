@@ -21,6 +21,17 @@ class StoresProbe:
         postgres, redis = await asyncio.gather(_answers(self._select_one()), _answers(self._ping()))
         return {"postgres": postgres, "redis": redis}
 
+    async def warnings(self) -> list[str]:
+        """What in Redis's configuration can cost the gate data (decision 0014)."""
+        try:
+            config = await asyncio.wait_for(
+                self._redis.config_get("maxmemory-policy", "appendonly", "appendfsync"),
+                CHECK_TIMEOUT_SECONDS,
+            )
+        except Exception:  # CONFIG is often disabled on managed Redis: nothing to say then
+            return []
+        return redis_warnings({str(k): str(v) for k, v in config.items()})
+
     async def _select_one(self) -> None:
         async with self._engine.connect() as connection:
             await connection.execute(sa.text("SELECT 1"))
@@ -35,3 +46,24 @@ async def _answers(check: Awaitable[None]) -> bool:
     except Exception:  # any failure means "not ready"; the caller names the store
         return False
     return True
+
+
+def redis_warnings(config: dict[str, str]) -> list[str]:
+    found = []
+    policy = config.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        found.append(
+            f"redis maxmemory-policy is {policy}: gate keys can be evicted under memory "
+            "pressure; set noeviction"
+        )
+    if config.get("appendonly", "yes") != "yes":
+        found.append(
+            "redis appendonly is off: a restart loses every write since the last snapshot "
+            "(the gate then refuses takes until rebuilt from PostgreSQL); set appendonly yes"
+        )
+    elif config.get("appendfsync", "always") != "always":
+        found.append(
+            f"redis appendfsync is {config.get('appendfsync')}: a crash can lose the last "
+            "second of writes (the gate then refuses takes until rebuilt from PostgreSQL)"
+        )
+    return found

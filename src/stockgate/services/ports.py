@@ -371,6 +371,11 @@ class StoreProbe(Protocol):
         """Each store's name ("postgres", "redis") and whether it answered in time."""
         ...
 
+    async def warnings(self) -> list[str]:
+        """Settings of a reachable store that put the invariants at risk (e.g. Redis allowed
+        to evict gate keys, or to lose acknowledged writes); empty when none is known."""
+        ...
+
 
 class ReservationJournal(Protocol):
     """Durable writes of the buyer's hot paths (group commit): each returns once committed."""

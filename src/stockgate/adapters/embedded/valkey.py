@@ -28,7 +28,10 @@ CONFIG = {
     "protected-mode": "yes",
     "daemonize": "no",
     "appendonly": "yes",  # the gate is rebuildable, but the job queue should survive restarts
+    # everysec: a crash may lose the last second; the gate notices the restart (a new run
+    # id) and rebuilds from PostgreSQL before the next take (decision 0014).
     "appendfsync": "everysec",
+    "maxmemory-policy": "noeviction",  # gate keys must never be evicted
     "save": "",
     "logfile": "",  # stdout, which goes to valkey.log
     "loglevel": "notice",

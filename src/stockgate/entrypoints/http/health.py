@@ -21,4 +21,8 @@ async def readiness(probe: StoreProbe) -> Response[Any]:
             f"unreachable: {', '.join(down)}",
             checks={k: "ok" if v else "down" for k, v in checks.items()},
         )
-    return Response({"status": "ready", "checks": {k: "ok" for k in checks}})
+    body: dict[str, Any] = {"status": "ready", "checks": {k: "ok" for k in checks}}
+    warnings = await probe.warnings()
+    if warnings:  # ready, but configured so that data can be lost: say so (decision 0014)
+        body["warnings"] = warnings
+    return Response(body)
