@@ -86,6 +86,7 @@ class FakeGate:
         self.buyers: dict[int, dict[uuid.UUID, int]] = {}
         self.idempotency: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str]] = {}
         self.sold_out: set[int] = set()
+        self.canceled: set[uuid.UUID] = set()  # takes canceled after their answer was lost
         self.fail: bool = False  # True: every call raises StoreUnavailable("redis")
         self.calls: list[str] = []
 
@@ -109,6 +110,8 @@ class FakeGate:
         self, reservation: Reservation, idempotency_key: str | None, fingerprint: str
     ) -> TakeResult:
         self._check("take")
+        if reservation.id in self.canceled:
+            return TakeResult(TakeStatus.CANCELED, product_id=reservation.lines[0].product_id)
         customer = reservation.customer_id
         if idempotency_key and (customer, idempotency_key) in self.idempotency:
             original, original_fingerprint = self.idempotency[(customer, idempotency_key)]
@@ -145,6 +148,11 @@ class FakeGate:
         if idempotency_key:
             self.idempotency[(customer, idempotency_key)] = (reservation.id, fingerprint)
         return TakeResult(TakeStatus.TAKEN)
+
+    async def cancel_take(self, reservation: Reservation, idempotency_key: str | None) -> int:
+        self._check("cancel_take")
+        self.canceled.add(reservation.id)
+        return await self.give_back(reservation, idempotency_key)
 
     async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:
         self._check("give_back")

@@ -166,6 +166,17 @@ class StoreUnavailable(StockgateError):
         self.store = store
 
 
+class GateOutcomeUnknown(StoreUnavailable):
+    """Redis failed after a gate call was sent: it may or may not have been applied.
+
+    A take in this state is canceled by a compensation retried until Redis answers it
+    (services/reserve.py), so its units come back within seconds, not at the next repair.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("redis", detail)
+
+
 class WriteOutcomeUnknown(StoreUnavailable):
     """PostgreSQL failed while committing and could not be asked afterwards.
 

@@ -29,6 +29,7 @@ class TakeStatus(StrEnum):
     DUPLICATE = "duplicate"  # the idempotency key already names a reservation
     NOT_LOADED = "not_loaded"  # the gate has no counter for a product yet (new or after a flush)
     STALE = "stale"  # loaded on a Redis that restarted or failed over since: rebuild it first
+    CANCELED = "canceled"  # this reservation's take was canceled (its answer had been lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,11 @@ class StockGate(Protocol):
         self, reservation: Reservation, idempotency_key: str | None, fingerprint: str
     ) -> TakeResult:
         """Take every line or none, within each product's per-customer limit."""
+        ...
+
+    async def cancel_take(self, reservation: Reservation, idempotency_key: str | None) -> int:
+        """A take whose answer was lost: give its units back if it ran, and make sure it can
+        never run afterwards. Returns the units given back (0: it had not run)."""
         ...
 
     async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:

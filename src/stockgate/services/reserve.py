@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from stockgate.domain.errors import (
+    GateOutcomeUnknown,
     IdempotencyConflict,
     LimitExceeded,
     PaymentInProgress,
@@ -27,6 +28,7 @@ from stockgate.domain.reservation import (
     ReserveRequest,
     check_lines,
 )
+from stockgate.services.cancel_take import TakeCancellations
 from stockgate.services.catalog import ensure_loaded
 from stockgate.services.checkout import cancel_payment
 from stockgate.services.expiring_ids import ExpiringIds
@@ -68,6 +70,7 @@ class ReserveDeps:
     max_quantity: int
     unknown_products: UnknownProducts = field(default_factory=UnknownProducts)
     rebuilds: GateRebuilds = field(default_factory=GateRebuilds)
+    cancellations: TakeCancellations = field(default_factory=TakeCancellations)
 
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
@@ -107,13 +110,21 @@ async def take(reservation: Reservation, request: ReserveRequest, deps: ReserveD
     # Each NOT_LOADED answer names one product, so allow one load per line (a flushed
     # Redis leaves every product of a multi-line request unloaded), plus two spare rounds.
     for _ in range(len(request.lines) + 2):
-        result = await deps.gate.take(reservation, request.idempotency_key, fingerprint)
+        try:
+            result = await deps.gate.take(reservation, request.idempotency_key, fingerprint)
+        except GateOutcomeUnknown:
+            # Maybe applied, answer lost: cancel it in the background, retried until Redis
+            # answers, so the units are back within seconds (the buyer gets 503 now).
+            deps.cancellations.start(reservation, request.idempotency_key, deps.gate)
+            raise
         if result.status is TakeStatus.TAKEN or result.status is TakeStatus.DUPLICATE:
             return result
         if result.status is TakeStatus.SOLD_OUT:
             raise SoldOut(result.product_id, result.available)
         if result.status is TakeStatus.LIMIT_EXCEEDED:
             raise LimitExceeded(result.product_id, result.limit, result.already)
+        if result.status is TakeStatus.CANCELED:  # a retry of a take canceled meanwhile
+            raise StoreUnavailable("redis", "the reservation was canceled; retry")
         if result.status is TakeStatus.STALE:
             # Redis restarted or failed over since this product was loaded: its counter may
             # be older than PostgreSQL. Refuse until it is rebuilt (in the background).

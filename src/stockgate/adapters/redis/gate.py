@@ -33,6 +33,8 @@ from stockgate.services.ports import (
 )
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# How long a canceled take stays refused: far longer than a command can wait in Redis.
+CANCEL_MARK_SECONDS = 600
 
 
 class RedisStockGate:
@@ -82,8 +84,26 @@ class RedisStockGate:
         for line in reservation.lines:
             keys.extend(self._keys.product(line.product_id))
             args.append(line.quantity)
+        keys.append(self._keys.canceled(reservation.lines[0].product_id, reservation.id))
         reply = await self._batcher.run(self._scripts.take, keys, args)
         return self._take_result(reservation, reply)
+
+    async def cancel_take(self, reservation: Reservation, idempotency_key: str | None) -> int:
+        keys = [
+            self._keys.idempotency(reservation.customer_id, idempotency_key),
+            self._keys.canceled(reservation.lines[0].product_id, reservation.id),
+        ]
+        args: list[Arg] = [
+            reservation.id.hex,
+            "1" if idempotency_key else "0",
+            self._keys.restocked_channel,
+            CANCEL_MARK_SECONDS,
+        ]
+        for line in reservation.lines:
+            keys.extend(self._keys.product(line.product_id))
+            args.append(line.product_id)
+            self._sold_out.forget(line.product_id)
+        return int(await self._batcher.run(self._scripts.cancel_take, keys, args))
 
     def _take_result(self, reservation: Reservation, reply: list[Any]) -> TakeResult:
         code = int(reply[0])
@@ -111,6 +131,8 @@ class RedisStockGate:
             )
         if code == -3:
             return TakeResult(TakeStatus.STALE, product_id=product_id)
+        if code == -4:
+            return TakeResult(TakeStatus.CANCELED, product_id=product_id)
         return TakeResult(TakeStatus.NOT_LOADED, product_id=product_id)
 
     async def give_back(self, reservation: Reservation, idempotency_key: str | None = None) -> int:

@@ -29,6 +29,10 @@ class Keys:
     def product(self, product_id: int) -> tuple[str, str, str]:
         return self.stock(product_id), self.holds(product_id), self.buyers(product_id)
 
+    def canceled(self, product_id: int, reservation_id: uuid.UUID) -> str:
+        """Marks a take canceled after its answer was lost (under its first product's tag)."""
+        return f"{self.prefix}:{{p:{product_id}}}:canceled:{reservation_id.hex}"
+
     def idempotency(self, customer_id: uuid.UUID, key: str | None) -> str:
         return f"{self.prefix}:idem:{customer_id.hex}:{key or ''}"
 

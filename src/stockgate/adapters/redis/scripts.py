@@ -24,12 +24,15 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from stockgate.adapters.tick_batches import TickBatches
-from stockgate.domain.errors import CorruptGateData, StoreUnavailable
+from stockgate.domain.errors import CorruptGateData, GateOutcomeUnknown, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
 Arg = str | int
-READ_TIMEOUT_SECONDS = 5.0
+# Short: a gate call takes well under a millisecond in Redis, and a take whose answer is lost
+# holds its units until its compensation runs (GateOutcomeUnknown), so waiting long only makes
+# buyers wait for a 503.
+READ_TIMEOUT_SECONDS = 2.0
 MAX_BATCH = 512  # calls per pipeline: bounds one write and the replies read after it
 
 
@@ -64,6 +67,7 @@ class Scripts:
     set_total: Script
     convert: Script
     return_sold: Script
+    cancel_take: Script
 
     @classmethod
     def read(cls) -> Scripts:
@@ -120,7 +124,7 @@ class ScriptBatcher:
             self._on_batch(len(batch))
         try:
             results = await self._round_trip(batch)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except (RedisError, OSError, TimeoutError, _AfterSending) as exc:
             _fail(batch, exc)
             return
         retry: list[_Call] = []
@@ -151,10 +155,12 @@ class ScriptBatcher:
         """
         pool = self._redis.connection_pool
         connection = await pool.get_connection()  # type: ignore[no-untyped-call]  # untyped in redis-py
+        sent = False
         try:
             async with asyncio.timeout(READ_TIMEOUT_SECONDS):
                 server = await self._servers.of(connection)
                 packed = b"".join(_evalsha(call, server) for call in batch)
+                sent = True  # from here on, Redis may run the calls even if we fail
                 await connection.send_packed_command(packed, check_health=False)
                 results: list[Any] = []
                 for _ in batch:
@@ -162,9 +168,11 @@ class ScriptBatcher:
                         results.append(await connection.read_response(timeout=math.inf))
                     except ResponseError as exc:  # a script's error: that call only
                         results.append(exc)
-        except BaseException:
+        except BaseException as exc:
             # Replies may still be in flight: never hand this connection to anyone else.
             await connection.disconnect(nowait=True)
+            if sent and isinstance(exc, RedisError | OSError | TimeoutError):
+                raise _AfterSending(exc) from exc
             raise
         finally:
             await pool.release(connection)
@@ -190,10 +198,22 @@ def _pack(*parts: bytes) -> bytes:
     return packed
 
 
+class _AfterSending(Exception):
+    """Redis failed after the batch was sent: each call's outcome is unknown."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"redis failed after sending: {type(cause).__name__}")
+        self.cause = cause
+
+
 def _fail(calls: list[_Call], exc: BaseException) -> None:
     for call in calls:
         if not call.future.done():
-            error = redis_error(exc)
+            error: StoreUnavailable
+            if isinstance(exc, _AfterSending):
+                error = GateOutcomeUnknown(str(exc))
+            else:
+                error = redis_error(exc)
             error.__cause__ = exc
             call.future.set_exception(error)
 

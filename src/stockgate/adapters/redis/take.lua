@@ -1,6 +1,7 @@
 -- Take every line of a reservation, or none (all-or-nothing), within per-customer limits.
 -- KEYS[1]           idempotency key (always passed; used only when idem_ttl > 0)
 -- KEYS[2+3(i-1)..]  per line i: the product's stock hash, holds hash, buyers hash
+-- KEYS[#KEYS]       the reservation's cancel mark (set by cancel_take.lua)
 -- ARGV              reservation_id, customer_id, fingerprint, idem_ttl, now_ms,
 --                   idempotency key as the client sent it ('' without one), qty_1..qty_n,
 --                   then the server's identity (run id and replication id, appended by the
@@ -8,6 +9,7 @@
 -- Returns {1} taken; {0, i, available} sold out; {-1, i, limit, already} limit exceeded;
 --         {-2, i} product i not loaded; {-3, i} product i was loaded on another server
 --         identity (a restart or failover may have lost writes: rebuild it first);
+--         {-4, 1} canceled (its answer was lost and it was canceled before it ran);
 --         {2, "reservation_id fingerprint"} idempotent repeat.
 local idem_key = KEYS[1]
 local reservation_id = ARGV[1]
@@ -22,6 +24,11 @@ local server = ARGV[#ARGV]
 local record_tail = ' ' .. now_ms
 if idem_ttl > 0 then
   record_tail = record_tail .. ' ' .. ARGV[6]
+end
+
+-- A take whose answer was lost is canceled; if it is still queued, it must not apply now.
+if redis.call('EXISTS', KEYS[#KEYS]) == 1 then
+  return {-4, 1}
 end
 
 if idem_ttl > 0 then
