@@ -1,28 +1,31 @@
 """The `stockgate` command line (typer). Thin: parse, call a service, print, exit.
 
 Exit codes: 0 success, 1 drift or failure at run time, 2 bad input (one line, no traceback),
-3 a backing store is unavailable.
+3 a backing store is unavailable (see console.py, which maps errors to them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from stockgate.config import Settings, load_settings, weak_secret_key
-from stockgate.domain.errors import InvalidInput, StockgateError, StoreUnavailable
-
-T = TypeVar("T")
+from stockgate.domain.errors import InvalidInput, StoreUnavailable
+from stockgate.entrypoints.cli.console import (
+    err,
+    fail,
+    out,
+    parse_int,
+    production_settings,
+    run,
+    settings,
+)
+from stockgate.entrypoints.cli.orders import orders_app
 
 app = typer.Typer(
     help="stockgate: sell limited stock to many buyers at once, never oversell.",
@@ -34,9 +37,7 @@ products_app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
 admin_app = typer.Typer(help="Manage admin users.", no_args_is_help=True)
 app.add_typer(products_app, name="products")
 app.add_typer(admin_app, name="admin")
-
-out = Console()
-err = Console(stderr=True)
+app.add_typer(orders_app, name="orders")  # sub-commands in modules of their own
 
 
 class Role(StrEnum):
@@ -44,61 +45,6 @@ class Role(StrEnum):
     EXPIRY = "expiry"
     MAINTENANCE = "maintenance"
     ALL = "all"
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "STOCKGATE_" + "_".join(str(p) for p in first["loc"]).upper()
-        fail(f"{name}: {first['msg']}")
-
-
-def production_settings() -> Settings:
-    """Settings for a process that serves buyers, with its stores found before it starts.
-
-    A secret key anyone could know is refused (exit 2); stores that cannot be found exit 3.
-    The URLs found (the embedded servers' when none is configured) go on in the settings.
-    """
-    from stockgate.adapters.embedded.stores import resolve
-
-    loaded = settings()
-    weak = weak_secret_key(loaded.secret_key.get_secret_value())
-    if weak is not None:
-        fail(weak)
-    try:
-        urls = resolve(loaded)
-    except StoreUnavailable as exc:
-        fail(exc.detail, 3)
-    return loaded.model_copy(
-        update={"database_url": urls.database_url, "redis_url": urls.redis_url}
-    )
-
-
-def parse_int(value: str, what: str, *, minimum: int = 0) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        fail(f"{what} must be a whole number, got {value!r}")
-    if number < minimum:
-        fail(f"{what} must be at least {minimum}, got {number}")
-    return number
-
-
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run async work, mapping domain errors to one-line messages and exit codes."""
-    try:
-        return asyncio.run(work())  # type: ignore[arg-type]  # a coroutine function's result
-    except StoreUnavailable as exc:
-        fail(exc.detail, 3)
-    except StockgateError as exc:
-        fail(exc.detail, 2)
 
 
 @app.command()
@@ -291,12 +237,6 @@ def bench(
             runs=runs,
         )
     )
-
-
-# Sub-commands in their own modules (they use the helpers above, so they come after them).
-from stockgate.entrypoints.cli.orders import orders_app  # noqa: E402
-
-app.add_typer(orders_app, name="orders")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from stockgate.bootstrap import Container
 from stockgate.domain.errors import NotificationFailed
 from stockgate.domain.order import Order, OrderStatus
 from stockgate.entrypoints.cli.catalog import with_container
-from stockgate.entrypoints.cli.main import fail, out, run, settings
+from stockgate.entrypoints.cli.console import fail, out, run, settings
 from stockgate.services.cancel import CANCELED_BY_OPERATOR, cancel_with_refund
 from stockgate.services.fulfill import retry_fulfillment
 from stockgate.services.order_admin import OrderDetails, list_orders, order_details
