@@ -64,11 +64,15 @@ class ReserveDeps:
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     check_lines(request.lines, max_quantity=deps.max_quantity)
-    for line in request.lines:
-        # Sold-out fast path: no store is touched. The cache only ever refuses, so it can
-        # never cause an oversell; it clears when stock comes back.
-        if deps.gate.known_sold_out(line.product_id):
-            raise SoldOut(line.product_id, 0)
+    # Sold-out fast path: no store is touched. The cache only ever refuses, so it can never
+    # cause an oversell; it clears when stock comes back. A request with an Idempotency-Key
+    # may be the retry of one that succeeded before the product sold out, and only the gate
+    # knows: the take looks at the key first (decision 0016). Rate limits bound what keyed
+    # requests cost a sold-out product.
+    if request.idempotency_key is None:
+        for line in request.lines:
+            if deps.gate.known_sold_out(line.product_id):
+                raise SoldOut(line.product_id, 0)
     reservation = Reservation.new(request, now=deps.clock.now(), hold_seconds=deps.hold_seconds)
     result = await _take(reservation, request, deps)
     if result.status is TakeStatus.DUPLICATE:
