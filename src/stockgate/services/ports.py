@@ -128,9 +128,22 @@ class StockGate(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StockAdded:
+    """A restock as PostgreSQL recorded it (now, or earlier under the same key)."""
+
+    product: Product  # as it is now
+    version: int  # id of the restock's stock_added ledger entry
+    new: bool  # False: the key had been applied before, nothing changed now
+
+
 class ProductRepository(Protocol):
     async def add(self, product: NewProduct) -> Product: ...
-    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]: ...
+    async def restock(self, sku: str, quantity: int, key: str) -> StockAdded:
+        """Add units once per key (the key is the stock_added entry's `ref`); the same key
+        with the same quantity again changes nothing, with another raises RestockKeyReused."""
+        ...
+
     async def get(self, product_id: int) -> Product | None: ...
     async def list(self) -> list[Product]: ...
     async def totals(self, product_id: int) -> ProductTotals | None: ...
