@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,13 +26,23 @@ from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
+from stockgate.adapters.rate_limits import (
+    LibraryRateLimits,
+    memory_storage,
+    parse_limits,
+    redis_storage,
+)
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
 from stockgate.config import Settings, StoreUrls
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.ports import (
+    CUSTOMERS_PER_ADDRESS,
+    HOLDS_PER_ADDRESS,
+    HOLDS_PER_CUSTOMER,
     AdminUsers,
     Clock,
+    RateLimits,
     ReservationJournal,
     StockGate,
     StoreProbe,
@@ -60,6 +71,7 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    rate_limits: RateLimits
     stores: StoreClients | None = None  # None when every store-backed port was given
     _closers: list[Closer] = field(default_factory=list)
 
@@ -92,6 +104,7 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> Container:
     """Build the container. `urls`: where the stores are (default: the configured URLs, else
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
@@ -108,6 +121,13 @@ async def bootstrap(
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    if rate_limits is None:
+        storage = (
+            memory_storage()
+            if stores is None
+            else redis_storage(stores.redis, settings.redis_prefix)
+        )
+        rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
     return Container(
         settings=settings,
         clock=clock or SystemClock(),
@@ -117,9 +137,21 @@ async def bootstrap(
         admin_users=admin_users,
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        rate_limits=rate_limits,
         stores=stores,
         _closers=closers,
     )
+
+
+def rate_limit_scopes(settings: Settings) -> dict[str, tuple[Any, ...]]:
+    """Each limit scope and its limits; STOCKGATE_RATE_LIMIT_ENABLED=false turns off the
+    buyer-facing ones (an admin login throttle, added here, stays on regardless)."""
+    on = settings.rate_limit_enabled
+    return {
+        CUSTOMERS_PER_ADDRESS: parse_limits(settings.rate_limit_customers) if on else (),
+        HOLDS_PER_ADDRESS: parse_limits(settings.rate_limit_holds_per_address) if on else (),
+        HOLDS_PER_CUSTOMER: parse_limits(settings.rate_limit_holds_per_customer) if on else (),
+    }
 
 
 def _resolve(settings: Settings) -> StoreUrls:

@@ -470,8 +470,15 @@ class Mailer(Protocol):
 # --------------------------------------------------------------------------- abuse
 
 
+# Scopes of the request limits (each has its own setting; see config.py).
+CUSTOMERS_PER_ADDRESS = "customers_per_address"  # guest identities made, per client address
+HOLDS_PER_ADDRESS = "holds_per_address"  # reservation requests, per client address
+HOLDS_PER_CUSTOMER = "holds_per_customer"  # reservation requests, per customer
+
+
 class RateLimits(Protocol):
-    """Request limits shared by every API node."""
+    """Request limits shared by every API node: a scope name and a key (an address, a
+    customer id, an admin account), counted in Redis. A scope without limits is off."""
 
     async def hit(self, scope: str, key: str) -> None:
         """Count one request of `key` (a client address or customer) in `scope`; raises

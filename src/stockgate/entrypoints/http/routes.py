@@ -18,6 +18,7 @@ from stockgate.entrypoints.http.schemas import (
 )
 from stockgate.entrypoints.http.state import api, client_address, customer_of
 from stockgate.services import catalog
+from stockgate.services.ports import CUSTOMERS_PER_ADDRESS
 from stockgate.services.reserve import get_reservation, release
 
 
@@ -45,7 +46,7 @@ async def openapi_schema(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/api/v1/customers", tags=["customers"], summary="Create a guest customer and its token.")
 async def create_customer(request: Request[Any, Any, Any]) -> CustomerOut:
     state = api(request)
-    state.customer_limiter.check(client_address(request))
+    await state.container.rate_limits.hit(CUSTOMERS_PER_ADDRESS, client_address(request, state))
     issued = state.container.tokens.issue()
     return CustomerOut(str(issued.customer_id), issued.token)
 

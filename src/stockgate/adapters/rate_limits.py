@@ -1,0 +1,82 @@
+"""Request limits shared by every API node (implements services.ports.RateLimits).
+
+The counting is the `limits` library's sliding-window-counter strategy on its async Redis
+storage, sharing the process's Redis connection pool; keys live under the settings' prefix
+(`<prefix>:rl:{LIMITER/<scope>/<key>/...}`), so stacks and tests sharing a Redis never see
+each other's counts. A scope is a name with its limits ("20/minute", or several:
+"5/second;100/minute"); a scope configured with no limits is off. Unit tests and stacks
+without Redis use the library's in-memory storage with the same strategy.
+
+When Redis cannot be reached the request is let through (and logged, at most once a
+second): a limit protects the stores, and a store that is down refuses the work anyway;
+failing closed would make customer creation depend on Redis.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+import structlog
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from stockgate.domain.errors import RateLimited
+
+log = structlog.get_logger(__name__)
+
+
+def parse_limits(text: str) -> tuple[RateLimitItem, ...]:
+    """ "20/minute", "5/second;100/minute" (also "20 per minute"); "" or "off": no limit."""
+    if text.strip().lower() in ("", "off", "none"):
+        return ()
+    return tuple(parse_many(text))
+
+
+def redis_storage(redis: Redis, prefix: str) -> Storage:
+    """The library's Redis storage on our own client's pool (no second pool to size)."""
+    return RedisStorage(
+        "async+redis://",  # the scheme picks the storage; the pool says where Redis is
+        implementation="redispy",
+        key_prefix=f"{prefix}:rl",
+        # The library types its options as scalars, but hands them to redis.asyncio.Redis.
+        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+    )
+
+
+def memory_storage() -> Storage:
+    return MemoryStorage()
+
+
+class LibraryRateLimits:
+    def __init__(self, storage: Storage, scopes: Mapping[str, Sequence[RateLimitItem]]) -> None:
+        self._limiter = SlidingWindowCounterRateLimiter(storage)
+        self._scopes = {scope: tuple(items) for scope, items in scopes.items()}
+        self._last_warning = 0.0
+
+    def enabled(self, scope: str) -> bool:
+        return bool(self._scopes[scope])
+
+    async def hit(self, scope: str, key: str) -> None:
+        items = self._scopes[scope]  # an unknown scope is a bug: KeyError, not "unlimited"
+        for item in items:
+            try:
+                allowed = await self._limiter.hit(item, scope, key)
+                if allowed:
+                    continue
+                stats = await self._limiter.get_window_stats(item, scope, key)
+            except (RedisError, OSError) as exc:
+                self._warn(scope, exc)
+                return
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            raise RateLimited(retry_after)
+
+    def _warn(self, scope: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= 1.0:
+            self._last_warning = now
+            log.warning("rate_limit.store_unavailable", scope=scope, error=str(exc))
