@@ -19,9 +19,11 @@ from tests.fakes import (
     FakeClock,
     FakeDatabase,
     FakeGate,
+    FakeJobRunner,
     FakeJournal,
     FakeProbe,
     FakeUnitOfWorkFactory,
+    FakeWorkQueue,
 )
 
 
@@ -85,6 +87,8 @@ async def make_world(**settings: object) -> World:
         journal=journal,
         admin_users=FakeAdminUsers(),
         probe=FakeProbe(),
+        work_queue=FakeWorkQueue(),
+        job_runner=FakeJobRunner,
     )
     return World(container, clock, db, gate, journal, uow_factory)
 

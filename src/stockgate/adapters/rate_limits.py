@@ -14,6 +14,7 @@ failing closed would make customer creation depend on Redis.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -74,6 +75,13 @@ class LibraryRateLimits:
                 return
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))
             raise RateLimited(retry_after)
+
+    async def hit_all(self, *hits: tuple[str, str]) -> None:
+        counted = [self.hit(scope, key) for scope, key in hits if self._scopes[scope]]
+        if len(counted) == 1:
+            await counted[0]
+        elif counted:  # scopes that are off cost nothing, not even a task
+            await asyncio.gather(*counted)
 
     def _warn(self, scope: str, exc: BaseException) -> None:
         now = time.monotonic()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 
@@ -12,8 +11,8 @@ from stockgate.domain.errors import InvalidInput, StockgateError, Unauthorized
 from stockgate.domain.reservation import ReserveRequest
 from stockgate.entrypoints.http.problems import PROBLEM, problem_body, status_of
 from stockgate.entrypoints.http.schemas import ReservationIn, ReservationOut, decode_body
-from stockgate.entrypoints.http.state import ApiState, bearer_customer
-from stockgate.services.ports import HOLDS_PER_ADDRESS, HOLDS_PER_CUSTOMER
+from stockgate.entrypoints.http.state import ApiState, bearer_customer, limit_holds
+from stockgate.services.ports import HOLDS_PER_ADDRESS
 from stockgate.services.reserve import reserve
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, no spaces
@@ -43,11 +42,7 @@ async def answer_reservation(
         except Unauthorized:
             await limits.hit(HOLDS_PER_ADDRESS, client)  # bad tokens count for the address
             raise
-        # Both limits at once: one Redis round trip of waiting, not two.
-        await asyncio.gather(
-            limits.hit(HOLDS_PER_ADDRESS, client),
-            limits.hit(HOLDS_PER_CUSTOMER, customer_id.hex),
-        )
+        await limit_holds(state, client, customer_id)
         if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidInput("Idempotency-Key must be 1-200 visible ASCII characters")
         data = decode_body(body, ReservationIn)

@@ -12,6 +12,7 @@ from stockgate.adapters import metrics
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import Unauthorized
 from stockgate.entrypoints.http.client_address import ClientAddresses
+from stockgate.services.ports import HOLDS_PER_ADDRESS, HOLDS_PER_CUSTOMER
 
 
 @dataclass(slots=True)
@@ -52,3 +53,10 @@ def client_address(request: Request[Any, Any, Any], state: ApiState) -> str:
     """The client's address as a limit key (see client_address.py)."""
     peer = request.client.host if request.client else None
     return state.addresses.of(peer, request.headers.getall("x-forwarded-for", []))
+
+
+async def limit_holds(state: ApiState, client: str, customer_id: uuid.UUID) -> None:
+    """Count a request that may take stock, per client address and per customer (429 beyond)."""
+    await state.container.rate_limits.hit_all(
+        (HOLDS_PER_ADDRESS, client), (HOLDS_PER_CUSTOMER, customer_id.hex)
+    )
