@@ -311,6 +311,14 @@ def bench(
         int,
         typer.Option(help="Run it this many times (1-50) and show medians and goals met."),
     ] = 1,
+    rate_limits: Annotated[
+        bool,
+        typer.Option(
+            "--rate-limits",
+            help="Count the rate limits in Redis as production does (set too high to refuse), "
+            "to measure what they cost; default: off.",
+        ),
+    ] = False,
 ) -> None:
     """Run a load scenario and check consistency afterwards; non-zero exit on any drift."""
     from stockgate.bench.cli import run_bench
@@ -326,6 +334,7 @@ def bench(
             with_ceiling=with_ceiling,
             profile=profile,
             runs=runs,
+            rate_limits=rate_limits,
         )
     )
 
