@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -92,3 +93,14 @@ async def test_bootstrap_limits_follow_the_settings(settings: Settings) -> None:
         await container.rate_limits.hit(HOLDS_PER_ADDRESS, "buyer")
     finally:
         await container.close()
+
+
+async def test_hits_of_one_tick_are_counted_exactly(redis: Redis, redis_prefix: str) -> None:
+    # Concurrent hits share one pipeline; each is still counted once, in order.
+    limits = node(redis, redis_prefix, holds="5/minute")
+    outcomes = await asyncio.gather(
+        *(limits.hit("holds", "same") for _ in range(12)), return_exceptions=True
+    )
+    assert sum(o is None for o in outcomes) == 5
+    assert all(isinstance(o, RateLimited) for o in outcomes if o is not None)
+    await limits.hit_all(("holds", "a"), ("holds", "b"))

@@ -1,11 +1,11 @@
 """Request limits shared by every API node (implements services.ports.RateLimits).
 
 The counting is the `limits` library's sliding-window-counter strategy on its async Redis
-storage, sharing the process's Redis connection pool; keys live under the settings' prefix
-(`<prefix>:rl:{LIMITER/<scope>/<key>/...}`), so stacks and tests sharing a Redis never see
-each other's counts. A scope is a name with its limits ("20/minute", or several:
-"5/second;100/minute"); a scope configured with no limits is off. Unit tests and stacks
-without Redis use the library's in-memory storage with the same strategy.
+storage (whose hot call joins a per-tick pipeline), sharing the process's connection pool;
+keys live under the settings' prefix (`<prefix>:rl:{LIMITER/<scope>/<key>/...}`), so stacks
+and tests sharing a Redis never see each other's counts. A scope is a name with its limits
+("20/minute", or several: "5/second;100/minute"); a scope configured with no limits is off.
+Unit tests and stacks without Redis use the library's in-memory storage, same strategy.
 
 When Redis cannot be reached the request is let through (and logged, at most once a
 second): a limit protects the stores, and a store that is down refuses the work anyway;
@@ -18,6 +18,7 @@ import asyncio
 import math
 import time
 from collections.abc import Mapping, Sequence
+from hashlib import sha1
 
 import structlog
 from limits import RateLimitItem, parse_many
@@ -26,7 +27,8 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from stockgate.domain.errors import RateLimited
+from stockgate.adapters.redis.scripts import Script, ScriptBatcher
+from stockgate.domain.errors import RateLimited, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -38,15 +40,37 @@ def parse_limits(text: str) -> tuple[RateLimitItem, ...]:
     return tuple(parse_many(text))
 
 
+class BatchedRedisStorage(RedisStorage):
+    """The library's Redis storage, on our own client's pool (no second pool to size), except
+    that its hot call joins a per-tick pipeline: the hits of every request of one event-loop
+    tick go to Redis in one write, as the gate's calls do (docs/performance.md, "Rate
+    limits"). Same script (the library's), same keys, same answers."""
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        super().__init__(
+            "async+redis://",  # the scheme picks the storage; the pool says where Redis is
+            implementation="redispy",
+            key_prefix=f"{prefix}:rl",
+            # The library types its options as scalars, but hands them to redis.asyncio.Redis.
+            connection_pool=redis.connection_pool,  # type: ignore[arg-type]
+        )
+        self._batcher = ScriptBatcher(redis)
+        source = self.bridge.SCRIPT_ACQUIRE_SLIDING_WINDOW  # bytes, as the library reads it
+        self._acquire = Script("limits_acquire", source.decode(), sha1(source).hexdigest())
+
+    async def acquire_sliding_window_entry(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> bool:
+        keys = [
+            self.bridge.prefixed_key(self._previous_window_key(key)),
+            self.bridge.prefixed_key(self._current_window_key(key)),
+        ]
+        # The script answers true (1) or false (nil).
+        return bool(await self._batcher.run(self._acquire, keys, [limit, expiry, amount]))
+
+
 def redis_storage(redis: Redis, prefix: str) -> Storage:
-    """The library's Redis storage on our own client's pool (no second pool to size)."""
-    return RedisStorage(
-        "async+redis://",  # the scheme picks the storage; the pool says where Redis is
-        implementation="redispy",
-        key_prefix=f"{prefix}:rl",
-        # The library types its options as scalars, but hands them to redis.asyncio.Redis.
-        connection_pool=redis.connection_pool,  # type: ignore[arg-type]
-    )
+    return BatchedRedisStorage(redis, prefix)
 
 
 def memory_storage() -> Storage:
@@ -70,7 +94,7 @@ class LibraryRateLimits:
                 if allowed:
                     continue
                 stats = await self._limiter.get_window_stats(item, scope, key)
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError, StoreUnavailable) as exc:
                 self._warn(scope, exc)
                 return
             retry_after = max(1, math.ceil(stats.reset_time - time.time()))
