@@ -42,6 +42,7 @@ from stockgate.config import Settings, StoreUrls
 from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
+from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
     CUSTOMERS_PER_ADDRESS,
     HOLDS_PER_ADDRESS,
@@ -95,6 +96,7 @@ class Container:
     reserve_deps: ReserveDeps = field(init=False)
     fulfill_deps: FulfillDeps = field(init=False)
     cancel_deps: CancelDeps = field(init=False)
+    payment_deps: PaymentDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -119,6 +121,15 @@ class Container:
             payments=self.payments,
             clock=self.clock,
             grace_seconds=self.settings.reconcile_grace_seconds,
+        )
+        self.payment_deps = PaymentDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            queue=self.work_queue,
+            clock=self.clock,
+            hold_seconds=self.settings.hold_seconds,
+            payment_hold_seconds=self.settings.payment_hold_seconds,
         )
 
     async def close(self) -> None:
@@ -149,6 +160,8 @@ async def bootstrap(
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
+    # Before the stores: the unit of work parses stored webhook events with it.
+    payments = payments or _payments(settings, closers)
     if None in (uow_factory, gate, journal, admin_users, probe, work_queue, job_runner):
         urls = urls or _resolve(settings)
         stores = _connect(settings, urls, closers)
@@ -156,7 +169,7 @@ async def bootstrap(
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
             journal = await _journal(settings, urls.database_url, closers, api_node=api_node)
-        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
+        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine, payments)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
         queue_settings = _queue_settings(settings, urls.redis_url)
@@ -175,7 +188,6 @@ async def bootstrap(
         )
         rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
     assert work_queue and job_runner
-    payments = payments or _payments(settings, closers)
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(

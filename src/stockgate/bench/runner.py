@@ -73,6 +73,7 @@ async def stack_for(
         workdir,
         with_worker=scenario.needs_worker,
         rate_limits=options.rate_limits,
+        with_stripe=scenario.needs_stripe,
     ) as stack:
         yield stack
 

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from stockgate.adapters import metrics
 from stockgate.domain.errors import Unauthorized
 from stockgate.entrypoints.http.health import readiness
+from stockgate.entrypoints.http.payments import ROUTES as PAYMENT_ROUTES
 from stockgate.entrypoints.http.schemas import (
     CustomerOut,
     ProductOut,
@@ -98,6 +99,7 @@ async def release_reservation(
         journal=container.journal,
         uow_factory=container.uow_factory,
         gate=container.gate,
+        payments=container.payments,
     )
     metrics.HOLDS_RELEASED.inc()
     return ReservationOut.of(released)
@@ -161,4 +163,5 @@ ROUTES = [
     release_reservation,
     add_reservation_items,
     remove_reservation_item,
+    *PAYMENT_ROUTES,
 ]
