@@ -257,7 +257,8 @@
     clearMessage();
     try {
       const started = await call("POST", `/api/v1/reservations/${cart.id}/checkout`);
-      order = { id: started.order_id, status: started.status };
+      order = { id: started.order_id, status: started.status, client_secret: started.client_secret };
+      await loadCart(); // checkout holds the reservation longer while the payment is in flight
       localStorage.setItem(KEYS.order, order.id);
       $("payment-amount").textContent = `${(started.amount_cents / 100).toFixed(2)} ${started.currency.toUpperCase()}`;
       showPayment();
@@ -308,7 +309,12 @@
     $("pay").disabled = true;
     try {
       const method = await paymentMethod();
-      await call("POST", `/api/v1/orders/${order.id}/payment-method`, { payment_method: method });
+      const payment = await call("POST", `/api/v1/orders/${order.id}/payment-method`, { payment_method: method });
+      if (payment.payment_status === "requires_action" && !config.stripe_fake) {
+        // 3-D Secure: Stripe.js shows the bank's step, then the payment goes on.
+        const confirmed = await stripe.confirmCardPayment(order.client_secret);
+        if (confirmed.error) throw new Problem(402, { code: "payment_declined", detail: confirmed.error.message });
+      }
       paid = true;
       $("payment").hidden = true;
       followOrder();
