@@ -15,6 +15,7 @@ from tests.conftest import MakeProduct
 from tests.e2e.fulfillment_kit import (
     Merchant,
     fulfilled_moves,
+    order_of,
     paid_order,
     running_merchant,
     start_worker,
@@ -103,9 +104,9 @@ async def test_sigkill_mid_job_the_order_is_fulfilled_once_after_the_lock_runs_o
     product = await new_product(stock=5)
     order = await paid_order(module_container, product)
     # The first delivery hangs: the worker is killed while it waits for the merchant.
-    merchant = Merchant(answer=lambda n: (200, 30.0) if n == 0 else (200, 0.0))
+    merchant = Merchant(answer=lambda n: (200, 60.0) if n == 0 else (200, 0.0))
     with running_merchant(merchant):
-        env = worker_env(module_settings, merchant)
+        env = worker_env(module_settings, merchant, STOCKGATE_NOTIFY_TIMEOUT_SECONDS="60")
         doomed = start_worker(env, "fulfillment", tmp_path)
         try:
             await module_container.work_queue.request_fulfillment(order.id)
@@ -114,6 +115,9 @@ async def test_sigkill_mid_job_the_order_is_fulfilled_once_after_the_lock_runs_o
                 assert time.monotonic() < deadline, "the job never reached the merchant"
                 await asyncio.sleep(0.02)
             with workers(env, tmp_path, "fulfillment"):
+                # Still mid-job: the doomed worker waits on the merchant, the spare is idle.
+                assert len(merchant.deliveries) == 1
+                assert (await order_of(module_container, order.id)).status is OrderStatus.PAID
                 killed_at = time.monotonic()
                 doomed.stop(signal.SIGKILL)
                 await wait_for_status(module_container, order.id, OrderStatus.FULFILLED)

@@ -48,13 +48,13 @@ SECRET = "whsec_" + base64.b64encode(b"bench-merchant-secret-0123456789").decode
 
 
 @contextmanager
-def merchant(hang: Callable[[], bool]) -> Iterator[str]:
-    """A merchant endpoint answering 200; a request arriving while `hang()` is true waits 60 s."""
+def merchant(hang: Callable[[bytes], bool]) -> Iterator[str]:
+    """A merchant endpoint answering 200; a request for which `hang(body)` is true waits 60 s."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            if hang():
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            if hang(body):
                 time.sleep(60)
             self.send_response(200)
             self.send_header("content-length", "0")
@@ -86,7 +86,9 @@ def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     return process
 
 
-async def paid_order(container: Container, product: Product) -> Order:
+async def paid_order(
+    container: Container, product: Product, *, doomed: dict[str, Any] | None = None
+) -> Order:
     line = (ReservationLine(product.id, 1),)
     reservation = await reserve(ReserveRequest(uuid.uuid4(), line), container.reserve_deps)
     now = container.clock.now()
@@ -98,6 +100,8 @@ async def paid_order(container: Container, product: Product) -> Order:
         await uow.reservations.move(converted, was=ReservationStatus.ACTIVE)
         await uow.ledger.add(entries)
         await uow.commit()
+    if doomed is not None:
+        doomed["order"] = order.id
     await container.work_queue.request_fulfillment(order.id)
     return order
 
@@ -123,7 +127,16 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
     database = base.database_url or "postgresql://postgres@127.0.0.1:5432/postgres"
     redis_url = base.redis_url or "redis://127.0.0.1:6379/0"
     run_id = secrets.token_hex(4)
-    hanging = {"on": False}
+    doomed: dict[str, Any] = {"order": None, "seen": threading.Event()}
+
+    def hang(body: bytes) -> bool:
+        """The first delivery of the doomed order hangs: its worker is killed meanwhile."""
+        order = doomed["order"]
+        if order is None or str(order).encode() not in body or doomed["seen"].is_set():
+            return False
+        doomed["seen"].set()
+        return True
+
     async with fresh_database(database, f"fl_{run_id}") as url:
         settings = base.model_copy(
             update={"database_url": url, "redis_url": redis_url, "redis_prefix": f"bfl{run_id}"}
@@ -132,7 +145,7 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
         log_dir = Path(tempfile.mkdtemp(prefix="stockgate-bench-fulfillment-"))
         workers: list[subprocess.Popen[bytes]] = []
         try:
-            with merchant(lambda: hanging["on"]) as hook:
+            with merchant(hang) as hook:
                 env = dict(os.environ)
                 env.update(
                     STOCKGATE_DATABASE_URL=url,
@@ -142,7 +155,9 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                     STOCKGATE_MERCHANT_WEBHOOK_URL=hook,
                     STOCKGATE_MERCHANT_WEBHOOK_SECRET=SECRET,
                     STOCKGATE_LOG_FORMAT="json",
-                    STOCKGATE_LOG_LEVEL="warning",
+                    STOCKGATE_LOG_LEVEL="info",
+                    # The doomed delivery must outlast the spare worker's start.
+                    STOCKGATE_NOTIFY_TIMEOUT_SECONDS="60",
                 )
                 env.setdefault("STOCKGATE_JOB_LOCK_SECONDS", str(args.lock_seconds))
                 workers = [start_worker(env, log_dir) for _ in range(args.workers)]
@@ -164,11 +179,14 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                 ]
                 recoveries = []
                 for _ in range(args.kills):
-                    hanging["on"] = True
-                    order = await paid_order(container, product)
-                    await asyncio.sleep(1.0)  # a worker has it, waiting on the merchant
-                    hanging["on"] = False
+                    doomed["order"], doomed["seen"] = None, threading.Event()
+                    order = await paid_order(container, product, doomed=doomed)
+                    # A worker has it and waits on the merchant; a spare one starts meanwhile.
+                    await asyncio.to_thread(doomed["seen"].wait, 60)
                     spare = start_worker(env, log_dir)
+                    async with container.uow_factory() as uow:
+                        still = await uow.orders.get(order.id)
+                    assert still is not None and still.status is OrderStatus.PAID
                     victims = [w for w in workers if w.poll() is None]
                     killed_at = time.monotonic()
                     for victim in victims:  # whichever took it: every other worker is spare
