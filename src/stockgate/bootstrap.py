@@ -35,6 +35,7 @@ from stockgate.config import Settings, StoreUrls
 from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
+from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
     AdminUsers,
     Clock,
@@ -83,6 +84,7 @@ class Container:
     reserve_deps: ReserveDeps = field(init=False)
     fulfill_deps: FulfillDeps = field(init=False)
     cancel_deps: CancelDeps = field(init=False)
+    payment_deps: PaymentDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -107,6 +109,15 @@ class Container:
             payments=self.payments,
             clock=self.clock,
             grace_seconds=self.settings.reconcile_grace_seconds,
+        )
+        self.payment_deps = PaymentDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            queue=self.work_queue,
+            clock=self.clock,
+            hold_seconds=self.settings.hold_seconds,
+            payment_hold_seconds=self.settings.payment_hold_seconds,
         )
 
     async def close(self) -> None:
@@ -136,6 +147,8 @@ async def bootstrap(
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
+    # Before the stores: the unit of work parses stored webhook events with it.
+    payments = payments or _payments(settings, closers)
     if None in (uow_factory, gate, journal, admin_users, probe, work_queue, job_runner):
         urls = urls or _resolve(settings)
         stores = _connect(settings, urls, closers)
@@ -143,7 +156,7 @@ async def bootstrap(
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
             journal = await _journal(settings, urls.database_url, closers, api_node=api_node)
-        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
+        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine, payments)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
         queue_settings = _queue_settings(settings, urls.redis_url)
@@ -155,7 +168,6 @@ async def bootstrap(
             job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
     assert work_queue and job_runner
-    payments = payments or _payments(settings, closers)
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
 from stockgate.domain.errors import (
     IdempotencyConflict,
     LimitExceeded,
+    PaymentInProgress,
     RequestInProgress,
     ReservationNotFound,
     SoldOut,
@@ -17,16 +19,20 @@ from stockgate.domain.errors import (
     UnknownProduct,
     WriteOutcomeUnknown,
 )
+from stockgate.domain.order import OrderStatus
 from stockgate.domain.reservation import (
     Reservation,
+    ReservationLine,
     ReservationStatus,
     ReserveRequest,
     check_lines,
 )
 from stockgate.services.catalog import ensure_loaded
+from stockgate.services.checkout import cancel_payment
 from stockgate.services.expiring_ids import ExpiringIds
 from stockgate.services.ports import (
     Clock,
+    PaymentProvider,
     ReservationJournal,
     StockGate,
     TakeResult,
@@ -64,13 +70,9 @@ class ReserveDeps:
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     check_lines(request.lines, max_quantity=deps.max_quantity)
-    for line in request.lines:
-        # Sold-out fast path: no store is touched. The cache only ever refuses, so it can
-        # never cause an oversell; it clears when stock comes back.
-        if deps.gate.known_sold_out(line.product_id):
-            raise SoldOut(line.product_id, 0)
+    refuse_known_sold_out(request.lines, deps.gate)
     reservation = Reservation.new(request, now=deps.clock.now(), hold_seconds=deps.hold_seconds)
-    result = await _take(reservation, request, deps)
+    result = await take(reservation, request, deps)
     if result.status is TakeStatus.DUPLICATE:
         return await _original(request, result, deps)
     try:
@@ -87,7 +89,17 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     return reservation
 
 
-async def _take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
+def refuse_known_sold_out(lines: Sequence[ReservationLine], gate: StockGate) -> None:
+    for line in lines:
+        # Sold-out fast path: no store is touched. The cache only ever refuses, so it can
+        # never cause an oversell; it clears when stock comes back.
+        if gate.known_sold_out(line.product_id):
+            raise SoldOut(line.product_id, 0)
+
+
+async def take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
+    """Take every line of `reservation` in the gate, or raise why not (SoldOut,
+    LimitExceeded, UnknownProduct); loads products the gate does not know yet."""
     fingerprint = request.fingerprint()
     # Each NOT_LOADED answer names one product, so allow one load per line (a flushed
     # Redis leaves every product of a multi-line request unloaded), plus two spare rounds.
@@ -132,7 +144,7 @@ async def get_reservation(
 ) -> Reservation:
     async with uow_factory() as uow:
         reservation = await uow.reservations.get(reservation_id)
-    if not _visible(reservation, customer_id):
+    if not visible(reservation, customer_id):
         raise ReservationNotFound(reservation_id)  # I6: someone else's looks like nothing
     return reservation
 
@@ -144,11 +156,12 @@ async def release(
     journal: ReservationJournal,
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
+    payments: PaymentProvider | None = None,
 ) -> Reservation:
     # The common case in one statement, shared with the other releases of this tick.
     released = await journal.release(reservation_id, customer_id)
     if released is None:
-        released = await _release_or_explain(reservation_id, customer_id, uow_factory)
+        released = await _release_or_explain(reservation_id, customer_id, uow_factory, payments)
     # Commit before give_back: a crash here must leave the stock, not the reservation,
     # to the reconciler (a give-back can be repeated safely; a double take cannot).
     await gate.give_back(released)
@@ -156,22 +169,39 @@ async def release(
 
 
 async def _release_or_explain(
-    reservation_id: uuid.UUID, customer_id: uuid.UUID, uow_factory: UnitOfWorkFactory
+    reservation_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    uow_factory: UnitOfWorkFactory,
+    payments: PaymentProvider | None,
 ) -> Reservation:
-    """The journal found no active reservation of this buyer: answer why (not found, or not
-    active any more), or release it if it became visible meanwhile."""
+    """The journal found no active reservation of this buyer without an order: answer why
+    (not found, not active any more), or release it: one in checkout after canceling its
+    payment (decision 0022), or one that became visible meanwhile."""
+    async with uow_factory() as uow:
+        reservation = await uow.reservations.get(reservation_id)
+        order = await uow.orders.for_reservation(reservation_id)
+    if not visible(reservation, customer_id):
+        raise ReservationNotFound(reservation_id)
+    if order is not None and reservation.status is ReservationStatus.ACTIVE:
+        if order.status is not OrderStatus.PAYMENT_PENDING:
+            raise PaymentInProgress(f"the reservation's order is {order.status}")
+        await cancel_payment(order, payments)  # PaymentInProgress when it cannot be canceled
     async with uow_factory() as uow:
         reservation = await uow.reservations.get_for_update(reservation_id)
-        if not _visible(reservation, customer_id):
+        if not visible(reservation, customer_id):
             raise ReservationNotFound(reservation_id)
         released, entries = reservation.release()  # raises unless active
         await uow.reservations.end([released])
         await uow.ledger.add(entries)
+        order = await uow.orders.for_reservation(reservation_id, lock=True)
+        if order is not None and order.status is OrderStatus.PAYMENT_PENDING:
+            await uow.orders.save(order.cancel())
+            await uow.orders.record(order.id, "canceled", reason="the buyer released it")
         await uow.commit()
     return released
 
 
-def _visible(reservation: Reservation | None, customer_id: uuid.UUID) -> TypeGuard[Reservation]:
+def visible(reservation: Reservation | None, customer_id: uuid.UUID) -> TypeGuard[Reservation]:
     """Only its buyer sees a reservation, and nobody sees a void one (it never existed)."""
     return (
         reservation is not None
