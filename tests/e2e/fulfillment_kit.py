@@ -27,7 +27,7 @@ from stockgate.config import Settings
 from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import Product
 from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
-from stockgate.services.reconcile import reconcile_product
+from stockgate.services.ports import ConvertMode
 from stockgate.services.reserve import reserve
 from tests.e2e.api_process import STOCKGATE
 from tests.e2e.conftest import env_for
@@ -192,16 +192,7 @@ async def paid_order(
         await uow.reservations.move(converted, was=ReservationStatus.ACTIVE)
         await uow.ledger.add(entries)
         await uow.commit()
-    # Until the gate keeps `sold` itself: its hold goes, and the repair counts the units sold.
-    await container.gate.give_back(reservation)
-    await reconcile_product(
-        product.id,
-        uow_factory=container.uow_factory,
-        gate=container.gate,
-        clock=container.clock,
-        grace_seconds=30,
-        fix=True,
-    )
+    await container.gate.convert(reservation, ConvertMode.HOLD)  # as the payments stage does
     return order
 
 

@@ -34,6 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from redis.asyncio import Redis
+
 from stockgate.bench.stack import fresh_database
 from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings, StoreUrls
@@ -41,6 +43,7 @@ from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
 from stockgate.services.catalog import add_product
+from stockgate.services.ports import ConvertMode
 from stockgate.services.reserve import reserve
 from stockgate.supervisor import stockgate_command
 
@@ -100,6 +103,7 @@ async def paid_order(
         await uow.reservations.move(converted, was=ReservationStatus.ACTIVE)
         await uow.ledger.add(entries)
         await uow.commit()
+    await container.gate.convert(reservation, ConvertMode.HOLD)  # as the payments stage does
     if doomed is not None:
         doomed["order"] = order.id
     await container.work_queue.request_fulfillment(order.id)
@@ -115,6 +119,16 @@ async def until_fulfilled(container: Container, ids: list[uuid.UUID], within: fl
         if all(o.status is OrderStatus.FULFILLED for o in orders) or time.monotonic() > deadline:
             return orders
         await asyncio.sleep(0.1)
+
+
+async def forget_keys(redis_url: str, prefix: str) -> None:
+    """Delete this run's keys (its prefix only: the Redis may be shared)."""
+    client = Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -201,6 +215,7 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                     worker.send_signal(signal.SIGTERM)
                     worker.wait(15)
             await container.close()
+            await forget_keys(redis_url, settings.redis_prefix)
     return {
         "scenario": "fulfillment",
         "rate_per_second": args.rate,
