@@ -119,8 +119,6 @@ class Container:
             uow_factory=self.uow_factory,
             gate=self.gate,
             payments=self.payments,
-            clock=self.clock,
-            grace_seconds=self.settings.reconcile_grace_seconds,
         )
         self.payment_deps = PaymentDeps(
             uow_factory=self.uow_factory,
