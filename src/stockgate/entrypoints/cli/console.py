@@ -69,11 +69,12 @@ def parse_int(value: str, what: str, *, minimum: int = 0) -> int:
     return number
 
 
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run async work, mapping domain errors to one-line messages and exit codes."""
+def run(work: Callable[[], Awaitable[T]], *, on_store_error: str | None = None) -> T:
+    """Run async work, mapping domain errors to one-line messages and exit codes.
+    `on_store_error`: what to tell the operator when a store failed midway."""
     try:
         return asyncio.run(work())  # type: ignore[arg-type]  # a coroutine function's result
     except StoreUnavailable as exc:
-        fail(exc.detail, 3)
+        fail(f"{exc.detail}; {on_store_error}" if on_store_error else exc.detail, 3)
     except StockgateError as exc:
         fail(exc.detail, 2)

@@ -130,13 +130,49 @@ def products_add(
 def products_restock(
     sku: Annotated[str, typer.Argument(help="SKU of the product.")],
     quantity: Annotated[str, typer.Argument(help="Units to add.")],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Restock key: a rerun with the same key adds nothing. "
+            "Generated and printed when not given.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Add units to a product's stock (also during a live sale)."""
+    """Add units to a product's stock (also during a live sale), once per key.
+
+    When it is unclear whether a restock went through (an error, a lost terminal), run it
+    again with the same --key: it adds the units only if they were not added yet.
+    """
+    from stockgate.domain.product import check_restock_key
     from stockgate.entrypoints.cli.catalog import restock
+    from stockgate.services.catalog import new_restock_key
 
     units = parse_int(quantity, "quantity", minimum=1)
-    view = run(lambda: restock(settings(), sku, units))
+    generated = key is None
+    if key is None:
+        key = new_restock_key()
+    else:
+        try:
+            check_restock_key(key)
+        except InvalidInput as exc:
+            fail(f"--key: {exc.detail}")
+    rerun = (
+        f"rerun with the same key to be safe: stockgate products restock {sku} {units} --key {key}"
+    )
+    view = run(lambda: restock(settings(), sku, units, key), on_store_error=rerun)
+    if generated:
+        err.print(f"restock key: {key}", highlight=False, soft_wrap=True)
+    if not view["added"]:
+        err.print(f"note: restock key {key} was applied before; nothing added now", highlight=False)
+    if not view["gate_updated"]:
+        err.print(
+            "note: the restock is committed, but Redis could not be updated now; the repair "
+            "(`stockgate reconcile --fix`, or the maintenance worker) makes the units available",
+            highlight=False,
+            soft_wrap=True,
+        )
     print_products([view], as_json, single=True)
 
 
@@ -162,7 +198,7 @@ def print_products(views: list[dict[str, object]], as_json: bool, *, single: boo
             str(v["name"]),
             f"{int(str(v['price_cents'])) / 100:.2f} {str(v['currency']).upper()}",
             str(v["stock"]),
-            str(v["available"]),
+            "unknown" if v["available"] is None else str(v["available"]),
             str(v["limit_per_customer"] or "-"),
         )
     out.print(table)
@@ -220,6 +256,14 @@ def bench(
         int,
         typer.Option(help="Run it this many times (1-50) and show medians and goals met."),
     ] = 1,
+    rate_limits: Annotated[
+        bool,
+        typer.Option(
+            "--rate-limits",
+            help="Count the rate limits in Redis as production does (set too high to refuse), "
+            "to measure what they cost; default: off.",
+        ),
+    ] = False,
 ) -> None:
     """Run a load scenario and check consistency afterwards; non-zero exit on any drift."""
     from stockgate.bench.cli import run_bench
@@ -235,6 +279,7 @@ def bench(
             with_ceiling=with_ceiling,
             profile=profile,
             runs=runs,
+            rate_limits=rate_limits,
         )
     )
 
