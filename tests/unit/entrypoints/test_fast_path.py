@@ -32,7 +32,9 @@ def samples(status: str) -> float:
 
 
 def app() -> Litestar:
-    return cast(Litestar, types.SimpleNamespace(state=types.SimpleNamespace(api=object())))
+    addresses = types.SimpleNamespace(of=lambda peer, forwarded: peer)
+    api = types.SimpleNamespace(addresses=addresses)
+    return cast(Litestar, types.SimpleNamespace(state=types.SimpleNamespace(api=api)))
 
 
 async def test_a_failing_send_still_ends_the_request_context() -> None:
@@ -56,7 +58,9 @@ async def test_repeated_headers_count_by_their_first_occurrence_as_litestar_read
 ) -> None:
     seen: list[tuple[str | None, str | None]] = []
 
-    async def answer(state: Any, authorization: str | None, key: str | None, body: bytes) -> Answer:
+    async def answer(
+        state: Any, authorization: str | None, key: str | None, body: bytes, client: Any
+    ) -> Answer:
         seen.append((authorization, key))
         return Answer(201, b"{}", "application/json")
 

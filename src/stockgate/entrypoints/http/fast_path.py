@@ -46,29 +46,18 @@ class ReservationFastPath:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        authorization = idempotency_key = incoming_id = None
-        declared: int | None = None
-        # A repeated header counts by its first occurrence, as Litestar reads it (a multidict's
-        # get): the same request must not name one buyer here and another on other routes.
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                if authorization is None:
-                    authorization = value.decode("latin-1")
-            elif name == b"idempotency-key":
-                if idempotency_key is None:
-                    idempotency_key = value.decode("latin-1")
-            elif name == b"x-request-id":
-                if incoming_id is None:
-                    incoming_id = value.decode("latin-1")
-            elif name == b"content-length" and declared is None and value.isdigit():
-                declared = int(value)
+        authorization, idempotency_key, incoming_id, declared, forwarded = _headers(scope)
         request_id = self._context.begin(incoming_id)
         answer = Answer(500, b"", PROBLEM)
         try:
             try:
                 body = await read_body(receive, declared=declared, limit=self._max_body)
                 state: ApiState = self.app.state.api
-                answer = await answer_reservation(state, authorization, idempotency_key, body)
+                peer = scope.get("client")
+                client = state.addresses.of(peer[0] if peer else None, forwarded)
+                answer = await answer_reservation(
+                    state, authorization, idempotency_key, body, client
+                )
             except BodyTooLarge as exc:
                 answer = _problem(413, exc)
             except Exception:  # the process boundary: log it, answer 500, keep serving
@@ -80,6 +69,33 @@ class ReservationFastPath:
             # Also when sending fails (the client went away): the request's log context and
             # its latency sample end here either way.
             self._context.end("POST", PATH, answer.status, started)
+
+
+def _headers(scope: Scope) -> tuple[str | None, str | None, str | None, int | None, list[str]]:
+    """Authorization, Idempotency-Key, X-Request-ID, Content-Length and X-Forwarded-For.
+
+    A repeated header counts by its first occurrence, as Litestar reads it (a multidict's get):
+    the same request must not name one buyer here and another on other routes.
+    X-Forwarded-For is a list: every occurrence counts, in order.
+    """
+    authorization = idempotency_key = incoming_id = None
+    declared: int | None = None
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+        elif name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"idempotency-key":
+            if idempotency_key is None:
+                idempotency_key = value.decode("latin-1")
+        elif name == b"x-request-id":
+            if incoming_id is None:
+                incoming_id = value.decode("latin-1")
+        elif name == b"content-length" and declared is None and value.isdigit():
+            declared = int(value)
+    return authorization, idempotency_key, incoming_id, declared, forwarded
 
 
 async def read_body(receive: Receive, *, declared: int | None, limit: int) -> bytes:
