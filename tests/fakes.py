@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -660,3 +660,18 @@ class FakeProbe:
 
     async def reachable(self) -> dict[str, bool]:
         return {store: store not in self.down for store in ("postgres", "redis")}
+
+
+class RecordingStockChanges:
+    """StockChanges that remembers every product id it was told about, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[int] = []
+
+    def changed(self, product_ids: Iterable[int]) -> None:
+        self.changes.extend(product_ids)
+
+    def take(self) -> set[int]:
+        """The distinct ids told since the last take."""
+        told, self.changes = set(self.changes), []
+        return told

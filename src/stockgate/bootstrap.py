@@ -14,17 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.clock import SystemClock
-from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH
+from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH, STOCK_UPDATES_SENT
 from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
 from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
+from stockgate.adapters.realtime.fanout import close_manager, redis_manager
+from stockgate.adapters.realtime.stock_feed import StockFeed
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
 from stockgate.config import Settings, StoreUrls
@@ -33,6 +36,7 @@ from stockgate.services.ports import (
     AdminUsers,
     Clock,
     ReservationJournal,
+    StockChanges,
     StockGate,
     StoreProbe,
     UnitOfWorkFactory,
@@ -48,6 +52,7 @@ class StoreClients:
 
     engine: AsyncEngine
     redis: Redis
+    socketio: Any  # socketio.AsyncRedisManager: read-write on API nodes, else write-only
 
 
 @dataclass(slots=True)
@@ -60,6 +65,7 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    stock_changes: StockChanges
     stores: StoreClients | None = None  # None when every store-backed port was given
     _closers: list[Closer] = field(default_factory=list)
 
@@ -73,6 +79,7 @@ class Container:
             clock=self.clock,
             hold_seconds=self.settings.hold_seconds,
             max_quantity=self.settings.max_quantity,
+            stock_changes=self.stock_changes,
         )
 
     async def close(self) -> None:
@@ -92,14 +99,15 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    stock_changes: StockChanges | None = None,
 ) -> Container:
     """Build the container. `urls`: where the stores are (default: the configured URLs, else
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
-    if None in (uow_factory, gate, journal, admin_users, probe):
+    if None in (uow_factory, gate, journal, admin_users, probe, stock_changes):
         urls = urls or _resolve(settings)
-        stores = _connect(settings, urls, closers)
+        stores = _connect(settings, urls, closers, api_node=api_node)
         if gate is None:
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
@@ -107,7 +115,9 @@ async def bootstrap(
         uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
-    assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+        stock_changes = stock_changes or _stock_feed(settings, gate, stores, closers)
+    # all given or all built
+    assert uow_factory and gate and journal and admin_users and probe and stock_changes
     return Container(
         settings=settings,
         clock=clock or SystemClock(),
@@ -117,6 +127,7 @@ async def bootstrap(
         admin_users=admin_users,
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        stock_changes=stock_changes,
         stores=stores,
         _closers=closers,
     )
@@ -128,12 +139,35 @@ def _resolve(settings: Settings) -> StoreUrls:
     return resolve(settings)
 
 
-def _connect(settings: Settings, urls: StoreUrls, closers: list[Closer]) -> StoreClients:
+def _connect(
+    settings: Settings, urls: StoreUrls, closers: list[Closer], *, api_node: bool
+) -> StoreClients:
     engine = create_engine(urls.database_url, pool_size=settings.db_pool_size)
     redis = redis_client(urls.redis_url)
+    # API nodes listen for the events other processes publish; the rest only publish.
+    manager = redis_manager(urls.redis_url, settings.redis_prefix, write_only=not api_node)
     closers.append(engine.dispose)  # closed last: the others may still need them
     closers.append(redis.aclose)
-    return StoreClients(engine, redis)
+
+    async def close_socketio() -> None:
+        await close_manager(manager)
+
+    closers.append(close_socketio)
+    return StoreClients(engine, redis, manager)
+
+
+def _stock_feed(
+    settings: Settings, gate: StockGate, stores: StoreClients, closers: list[Closer]
+) -> StockChanges:
+    feed = StockFeed(
+        gate,
+        stores.socketio,
+        interval=settings.live_stock_interval_seconds,
+        on_flush=STOCK_UPDATES_SENT.inc,
+    )
+    feed.start()
+    closers.append(feed.close)  # before the gate and Redis close: it sends what is marked
+    return feed
 
 
 def redis_client(url: str, *, max_connections: int = 64) -> Redis:

@@ -148,6 +148,19 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=1, description="Requests per minute per client for limited endpoints."
     )
+    # Live stock (Socket.IO)
+    live_stock_interval_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="Live stock: at most one `stock` update per product per this many seconds.",
+    )
+    live_stock_max_watch: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Live stock: most products one Socket.IO client may watch.",
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: LogFormat = Field(
         default=LogFormat.AUTO, description="auto (readable on a terminal), json or console."

@@ -22,6 +22,7 @@ from tests.fakes import (
     FakeJournal,
     FakeProbe,
     FakeUnitOfWorkFactory,
+    RecordingStockChanges,
 )
 
 
@@ -35,6 +36,7 @@ class World:
     gate: FakeGate
     journal: FakeJournal
     uow_factory: FakeUnitOfWorkFactory
+    stock_changes: RecordingStockChanges
 
     @property
     def deps(self) -> ReserveDeps:
@@ -67,6 +69,7 @@ class World:
             journal=self.journal,
             uow_factory=self.uow_factory,
             gate=self.gate,
+            stock_changes=self.stock_changes,
         )
 
     async def available(self, product_id: int) -> int | None:
@@ -77,6 +80,7 @@ async def make_world(**settings: object) -> World:
     clock = FakeClock()
     db = FakeDatabase()
     gate, journal, uow_factory = FakeGate(clock), FakeJournal(db), FakeUnitOfWorkFactory(db)
+    stock_changes = RecordingStockChanges()
     container = await bootstrap(
         load_settings(hold_seconds=600, max_quantity=100, **settings),
         clock=clock,
@@ -85,8 +89,9 @@ async def make_world(**settings: object) -> World:
         journal=journal,
         admin_users=FakeAdminUsers(),
         probe=FakeProbe(),
+        stock_changes=stock_changes,
     )
-    return World(container, clock, db, gate, journal, uow_factory)
+    return World(container, clock, db, gate, journal, uow_factory, stock_changes)
 
 
 @pytest.fixture

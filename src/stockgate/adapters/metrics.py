@@ -40,3 +40,12 @@ GATE_BATCH = Histogram(
     "Gate script calls sent per Redis pipeline.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+
+# Live stock (Socket.IO)
+STOCK_UPDATES_SENT = Counter(
+    "stockgate_stock_updates_sent_total",
+    "Coalesced `stock` events sent by this process (one per product per flush).",
+)
+WATCHERS_CONNECTED = Gauge(
+    "stockgate_watchers_connected", "Socket.IO clients connected to this API process."
+)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from stockgate.domain.errors import ProductNotFound
 from stockgate.domain.product import NewProduct, Product, check_stock_amount
-from stockgate.services.ports import StockGate, UnitOfWorkFactory
+from stockgate.services.ports import StockChanges, StockGate, UnitOfWorkFactory
 
 MAX_PRODUCT_ID = 2**63 - 1
 
@@ -34,7 +34,12 @@ async def add_product(
 
 
 async def restock(
-    sku: str, quantity: int, *, uow_factory: UnitOfWorkFactory, gate: StockGate
+    sku: str,
+    quantity: int,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+    stock_changes: StockChanges | None = None,
 ) -> Product:
     check_stock_amount(quantity, "restock quantity", minimum=1)
     async with uow_factory() as uow:
@@ -47,6 +52,8 @@ async def restock(
         # Commit first, then the gate: a crash in between leaves drift the reconciler repairs;
         # the version makes a late or repeated adjustment a no-op once it has been counted.
         await gate.add_stock(product.id, quantity, version)
+    if stock_changes is not None:
+        stock_changes.changed([product.id])
     return product
 
 

@@ -28,6 +28,7 @@ from stockgate.services.expiring_ids import ExpiringIds
 from stockgate.services.ports import (
     Clock,
     ReservationJournal,
+    StockChanges,
     StockGate,
     TakeResult,
     TakeStatus,
@@ -59,6 +60,7 @@ class ReserveDeps:
     clock: Clock
     hold_seconds: int
     max_quantity: int
+    stock_changes: StockChanges
     unknown_products: UnknownProducts = field(default_factory=UnknownProducts)
 
 
@@ -73,6 +75,7 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     result = await _take(reservation, request, deps)
     if result.status is TakeStatus.DUPLICATE:
         return await _original(request, result, deps)
+    deps.stock_changes.changed(line.product_id for line in reservation.lines)
     try:
         await deps.journal.record(reservation)  # durable before we answer
     except WriteOutcomeUnknown:
@@ -83,6 +86,7 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
         # Not written, and fenced so it never will be: the buyer gets 503, so the stock must
         # not stay taken (a give-back already done by the reconciler makes this a no-op).
         await deps.gate.give_back(reservation, idempotency_key=request.idempotency_key)
+        deps.stock_changes.changed(line.product_id for line in reservation.lines)
         raise
     return reservation
 
@@ -144,6 +148,7 @@ async def release(
     journal: ReservationJournal,
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
+    stock_changes: StockChanges | None = None,
 ) -> Reservation:
     # The common case in one statement, shared with the other releases of this tick.
     released = await journal.release(reservation_id, customer_id)
@@ -152,6 +157,8 @@ async def release(
     # Commit before give_back: a crash here must leave the stock, not the reservation,
     # to the reconciler (a give-back can be repeated safely; a double take cannot).
     await gate.give_back(released)
+    if stock_changes is not None:
+        stock_changes.changed(line.product_id for line in released.lines)
     return released
 
 

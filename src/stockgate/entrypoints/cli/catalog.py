@@ -50,7 +50,9 @@ async def add(settings: Settings, new: NewProduct) -> dict[str, object]:
 
 async def restock(settings: Settings, sku: str, quantity: int) -> dict[str, object]:
     async def work(c: Container) -> dict[str, object]:
-        product = await catalog.restock(sku, quantity, uow_factory=c.uow_factory, gate=c.gate)
+        product = await catalog.restock(
+            sku, quantity, uow_factory=c.uow_factory, gate=c.gate, stock_changes=c.stock_changes
+        )
         return as_dict(
             await catalog.get_product(product.id, uow_factory=c.uow_factory, gate=c.gate)
         )

@@ -94,6 +94,7 @@ async def release_reservation(
         journal=container.journal,
         uow_factory=container.uow_factory,
         gate=container.gate,
+        stock_changes=container.stock_changes,
     )
     metrics.HOLDS_RELEASED.inc()
     return ReservationOut.of(released)

@@ -81,6 +81,7 @@ async def expiry_loop(container: Container, stop: asyncio.Event) -> None:
                     clock=container.clock,
                     batch=EXPIRY_BATCH,
                     pending=pending,
+                    stock_changes=container.stock_changes,
                 )
             except StoreUnavailable as exc:
                 log.warning("expiry.store_unavailable", store=exc.store)
@@ -126,6 +127,7 @@ async def maintenance_loop(container: Container, stop: asyncio.Event) -> None:
                 clock=container.clock,
                 grace_seconds=settings.reconcile_grace_seconds,
                 fix=True,
+                stock_changes=container.stock_changes,
             )
         except StoreUnavailable as exc:
             log.warning("reconcile.store_unavailable", store=exc.store)
