@@ -67,7 +67,8 @@ async def test_a_burst_is_sent_at_most_once_per_interval_and_settles_on_the_last
             await world.reserve([(product.id, 1)])
             feed.changed([product.id])
             await asyncio.sleep(0.002)
-        left = (await world.gate.available([product.id]))[product.id]
+        left = await world.available(product.id)
+        assert left is not None
         await asyncio.sleep(0.4)  # the last interval, then the settle send
     finally:
         await feed.close()
