@@ -219,6 +219,15 @@ def show(result: dict[str, object], path: Path) -> None:
     table.add_row("errors (transport + 5xx)", _cell(result["errors"]), "")
     table.add_row("refused (409)", _cell(result["refused"]), "")
     for key in (
+        "baseline_requests_per_second",
+        "baseline_p50_ms",
+        "baseline_p99_ms",
+        "baseline_server_cpu_cores",
+        "watchers",
+        "stock_changes_per_second",
+        "messages_per_client_per_second",
+        "delivery_p50_ms",
+        "delivery_p99_ms",
         "group_commit_batch_mean",
         "gate_pipeline_batch_mean",
         "stock_back_after_expiry_ms",
