@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+import stockgate.bench.live_stock  # noqa: F401  # registers the live-stock scenario
 from stockgate.adapters.embedded.stores import embedded_stores
 from stockgate.bench.facts import append_result, default_results_dir
 from stockgate.bench.profile import summarize
@@ -224,6 +225,7 @@ def show(result: dict[str, object], path: Path) -> None:
         "baseline_p99_ms",
         "baseline_server_cpu_cores",
         "watchers",
+        "watchers_cpu_cores",
         "stock_changes_per_second",
         "messages_per_client_per_second",
         "delivery_p50_ms",

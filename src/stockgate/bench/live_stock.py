@@ -26,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import psutil
+
 from stockgate.bench.scenarios import Goal, Plan, Reserve, Target, register
 
 WATCHERS = 1000
@@ -54,7 +56,8 @@ class Watchers:
             import aiohttp  # the dev dependencies' WebSocket client
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise RuntimeError("bench live-stock needs aiohttp (uv sync installs it)") from exc
-        self._session = aiohttp.ClientSession()
+        # No connection limit: each watcher keeps its connection (aiohttp allows 100 by default).
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def one() -> None:
@@ -165,18 +168,23 @@ class LiveStock(Reserve):
 
         async def beside() -> dict[str, object]:
             started = time.monotonic()
+            own = psutil.Process()
+            cpu_before = sum(own.cpu_times()[:2])
             try:
                 samples = await sample(target, product_id, target.load_seconds)
             finally:
                 await asyncio.sleep(0.3)  # the last events in flight
                 await crowd.close()
             elapsed = time.monotonic() - started
+            # The watchers share the machine with the API: their CPU is part of the picture.
+            bench_cpu = sum(own.cpu_times()[:2]) - cpu_before
             delays = latencies_ms(samples, crowd.watchers)
             events = sum(len(w.received) for w in crowd.watchers)
             clients = len(crowd.watchers)
             figures: dict[str, object] = {
                 "watchers": clients,
                 "watchers_failed_to_connect": crowd.failed,
+                "watchers_cpu_cores": round(bench_cpu / elapsed, 2),
                 "stock_events_received": events,
                 "messages_per_client_per_second": round(events / max(clients, 1) / elapsed, 2),
                 "stock_changes_per_second": round((samples[0][1] - samples[-1][1]) / elapsed, 1)
