@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -20,6 +20,8 @@ from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.errors import (
     Conflict,
     DuplicateSku,
+    NotificationFailed,
+    PaymentProviderUnavailable,
     ProductNotFound,
     ReservationNotActive,
     StoreUnavailable,
@@ -27,17 +29,23 @@ from stockgate.domain.errors import (
 from stockgate.domain.ledger import LedgerEntry, LedgerKind, levels_from
 from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
-from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
+    EmailMessage,
     GateHold,
     GateState,
     InboxEvent,
+    JobHandle,
     OrderEvent,
+    OrderNotification,
     OutboxItem,
     OutboxKind,
     PaymentEvent,
     ProductTotals,
+    QueueDepth,
+    Refund,
+    Schedule,
     TakeResult,
     TakeStatus,
 )
@@ -405,6 +413,17 @@ class FakeReservations:
             current, status=reservation.status, expires_at=reservation.expires_at
         )
 
+    async def add_lines(self, reservation_id: uuid.UUID, lines: Sequence[ReservationLine]) -> None:
+        current = self._db.data.reservations[reservation_id]
+        self._db.data.reservations[reservation_id] = replace(
+            current, lines=current.lines + tuple(lines)
+        )
+
+    async def remove_line(self, reservation_id: uuid.UUID, product_id: int) -> None:
+        current = self._db.data.reservations[reservation_id]
+        left = tuple(li for li in current.lines if li.product_id != product_id)
+        self._db.data.reservations[reservation_id] = replace(current, lines=left)
+
 
 class FakeOrders:
     def __init__(self, db: FakeDatabase) -> None:
@@ -660,6 +679,92 @@ class FakeProbe:
 
     async def reachable(self) -> dict[str, bool]:
         return {store: store not in self.down for store in ("postgres", "redis")}
+
+
+# --------------------------------------------------------------------------- background work
+
+
+@dataclass
+class FakeWorkQueue:
+    """Jobs asked for, by id; asking twice keeps one (like a job id from the business key)."""
+
+    jobs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    given_up: set[str] = field(default_factory=set)
+
+    async def request_fulfillment(self, order_id: uuid.UUID, *, delay_seconds: float = 0) -> None:
+        self.jobs.setdefault(f"fulfill:{order_id}", ("fulfill-order", {"order_id": str(order_id)}))
+
+    async def request_event_processing(self, event_id: str) -> None:
+        self.jobs.setdefault(f"event:{event_id}", ("process-payment-event", {"event_id": event_id}))
+
+    async def request_again(self, job: str, key: str, data: Mapping[str, Any]) -> bool:
+        job_id = f"fulfill:{key}" if job == "fulfill-order" else f"event:{key}"
+        if job_id in self.jobs and job_id not in self.given_up:
+            return False
+        self.given_up.discard(job_id)
+        self.jobs[job_id] = (job, dict(data))
+        return True
+
+    async def depths(self) -> list[QueueDepth]:
+        return [QueueDepth("fulfillment", len(self.jobs), 0, 0, len(self.given_up), 0.0)]
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        return 0
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every job asked for (as a worker would take them), emptying the queue."""
+        taken = list(self.jobs.values())
+        self.jobs.clear()
+        return taken
+
+
+class FakeJobRunner:
+    async def start(
+        self, queues: Sequence[str], handle: JobHandle, schedules: Sequence[Schedule] = ()
+    ) -> None:
+        self.queues, self.handle, self.schedules = list(queues), handle, list(schedules)
+
+    async def stop(self) -> None:
+        pass
+
+
+@dataclass
+class FakeNotifier:
+    """Collects notifications; `down` makes every delivery fail like a dead endpoint."""
+
+    sent: list[OrderNotification] = field(default_factory=list)
+    down: bool = False
+
+    async def notify(self, notification: OrderNotification) -> None:
+        if self.down:
+            raise NotificationFailed("merchant endpoint answered 503")
+        self.sent.append(notification)
+
+
+@dataclass
+class FakeMailer:
+    sent: list[EmailMessage] = field(default_factory=list)
+    down: bool = False
+
+    async def send(self, message: EmailMessage) -> None:
+        if self.down:
+            raise NotificationFailed("mail server refused the message")
+        self.sent.append(message)
+
+
+@dataclass
+class FakeRefunds:
+    """Only what fulfillment needs of the PaymentProvider: refunds, idempotent per key."""
+
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    down: bool = False
+
+    async def refund(self, intent_id: str, *, key: str, reason: str) -> Refund:
+        if self.down:
+            raise PaymentProviderUnavailable("stripe unreachable")
+        if key not in self.refunds:
+            self.refunds[key] = Refund(f"re_{len(self.refunds) + 1}", intent_id, 0, "succeeded")
+        return self.refunds[key]
 
 
 class RecordingStockChanges:

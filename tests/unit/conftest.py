@@ -19,9 +19,11 @@ from tests.fakes import (
     FakeClock,
     FakeDatabase,
     FakeGate,
+    FakeJobRunner,
     FakeJournal,
     FakeProbe,
     FakeUnitOfWorkFactory,
+    FakeWorkQueue,
     RecordingStockChanges,
 )
 
@@ -90,6 +92,8 @@ async def make_world(**settings: object) -> World:
         admin_users=FakeAdminUsers(),
         probe=FakeProbe(),
         stock_changes=stock_changes,
+        work_queue=FakeWorkQueue(),
+        job_runner=FakeJobRunner,
     )
     return World(container, clock, db, gate, journal, uow_factory, stock_changes)
 

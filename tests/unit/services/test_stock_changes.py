@@ -7,6 +7,8 @@ import uuid
 import pytest
 
 from stockgate.domain.errors import SoldOut, StoreUnavailable
+from stockgate.domain.reservation import ReservationLine
+from stockgate.services.cart import add_items, remove_item
 from stockgate.services.catalog import restock
 from stockgate.services.expire import PendingGiveBacks, expire_due
 from stockgate.services.reconcile import reconcile
@@ -107,3 +109,13 @@ async def test_a_repair_marks_the_product_and_a_clean_pass_does_not(world: World
     assert await run() == {a.id}
     assert await world.available(a.id) == 5
     assert await run() == set()
+
+
+async def test_cart_add_and_remove_mark_the_lines_they_move(world: World) -> None:
+    a, b = await world.product(5), await world.product(5)
+    cart = await world.reserve([(a.id, 1)])
+    world.stock_changes.take()
+    await add_items(cart.id, cart.customer_id, (ReservationLine(b.id, 2),), world.deps)
+    assert world.stock_changes.take() == {b.id}
+    await remove_item(cart.id, cart.customer_id, a.id, world.deps)
+    assert world.stock_changes.take() == {a.id}

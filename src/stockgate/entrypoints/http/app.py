@@ -22,6 +22,7 @@ from stockgate.entrypoints.http.reservation_docs import describe_reservations
 from stockgate.entrypoints.http.routes import ROUTES
 from stockgate.entrypoints.http.state import ApiState
 from stockgate.entrypoints.realtime.server import Realtime
+from stockgate.entrypoints.storefront.pages import storefront_routes
 
 log = structlog.get_logger(__name__)
 
@@ -66,7 +67,7 @@ def create_litestar(
             log.info("api.stopped")
 
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *storefront_routes(settings)],
         lifespan=[lifespan],
         middleware=[context.middleware],
         exception_handlers=HANDLERS,
