@@ -238,7 +238,7 @@ async def test_connect_with_a_bad_auth_list_is_told_why_and_stays_usable(
 ) -> None:
     client = Watcher()
     errors: list[object] = []
-    client.client.on("error", errors.append)
+    client.client.on("watch_error", errors.append)
     await client.connect(api_url, auth={"product_ids": ["x"]})
     try:
         for _ in range(100):

@@ -8,7 +8,8 @@ Protocol (WebSocket transport only, default namespace):
   as a `stock` event: socket.io clients send their auth again on every reconnect, so a client
   that reconnects is told the current values at once without doing anything.
 - server `stock` `{"product_id": 1, "available": 6}` to the product's room, coalesced.
-- anything malformed gets `{"ok": false, "error": {"code", "detail"}}`; state is unchanged.
+- anything malformed gets `{"ok": false, "error": {"code", "detail"}}`; state is unchanged (a
+  malformed connection auth gets the error as a `watch_error` event; the connection stays).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class WatchEvents:
             for level in answer.get("stock", []):
                 await self._server.emit(STOCK_EVENT, level, to=sid)
             if not answer["ok"]:
-                await self._server.emit("error", answer["error"], to=sid)
+                await self._server.emit("watch_error", answer["error"], to=sid)
 
     async def disconnect(self, sid: str, *args: Any) -> None:
         metrics.WATCHERS_CONNECTED.dec()
