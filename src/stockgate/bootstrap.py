@@ -34,7 +34,6 @@ from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.queue.bull import BullJobRunner, BullWorkQueue, QueueSettings
-from stockgate.adapters.realtime.fanout import close_manager, redis_manager
 from stockgate.adapters.realtime.stock_feed import StockFeed
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
@@ -212,6 +211,10 @@ def _connect(
 ) -> StoreClients:
     engine = create_engine(urls.database_url, pool_size=settings.db_pool_size)
     redis = redis_client(urls.redis_url)
+    # Imported here: python-socketio loads all of its clients too (seconds on a busy host),
+    # which commands that never connect (`--help`, the `api` supervisor) need not pay.
+    from stockgate.adapters.realtime.fanout import close_manager, redis_manager
+
     # API nodes listen for the events other processes publish; the rest only publish.
     manager = redis_manager(urls.redis_url, settings.redis_prefix, write_only=not api_node)
     closers.append(engine.dispose)  # closed last: the others may still need them

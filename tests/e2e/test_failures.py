@@ -78,7 +78,10 @@ async def test_api_killed_mid_burst_leaves_no_stock_stranded(
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            for _ in range(100):
+            # A deadline, not a count of tries: a refused connect fails at once, and on a busy
+            # host the API needs more than 100 x 0.1 s to import and bind its port.
+            deadline = asyncio.get_running_loop().time() + 90
+            while asyncio.get_running_loop().time() < deadline:
                 try:
                     if (await client.get("/healthz")).status_code == 200:
                         break
