@@ -24,6 +24,7 @@ from stockgate.domain.errors import (
     PaymentProviderUnavailable,
     ProductNotFound,
     ReservationNotActive,
+    RestockKeyReused,
     StoreUnavailable,
 )
 from stockgate.domain.ledger import LedgerEntry, LedgerKind, levels_from
@@ -32,6 +33,8 @@ from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
+    ConvertMode,
+    ConvertStatus,
     EmailMessage,
     GateHold,
     GateState,
@@ -46,6 +49,7 @@ from stockgate.services.ports import (
     QueueDepth,
     Refund,
     Schedule,
+    StockAdded,
     TakeResult,
     TakeStatus,
 )
@@ -70,6 +74,7 @@ class _Counter:
     available: int
     limit: int
     version: int
+    sold: int = 0
 
 
 class FakeGate:
@@ -79,6 +84,7 @@ class FakeGate:
         self.clock = clock or FakeClock()
         self.counters: dict[int, _Counter] = {}
         self.holds: dict[int, dict[uuid.UUID, GateHold]] = {}
+        self.sales: dict[int, dict[uuid.UUID, int]] = {}
         self.buyers: dict[int, dict[uuid.UUID, int]] = {}
         self.idempotency: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str]] = {}
         self.sold_out: set[int] = set()
@@ -94,6 +100,7 @@ class FakeGate:
         """What FLUSHALL does to the real gate."""
         self.counters.clear()
         self.holds.clear()
+        self.sales.clear()
         self.buyers.clear()
         self.idempotency.clear()
 
@@ -206,10 +213,12 @@ class FakeGate:
             buyers[customer_id] = buyers.get(customer_id, 0) + units
         self.holds[product.id] = holds
         self.buyers[product.id] = buyers
+        self.sales[product.id] = dict(totals.sales)
         self.counters[product.id] = _Counter(
             product.stock - totals.sold - totals.held,
             product.limit_per_customer or 0,
             totals.stock_version,
+            sum(totals.sales.values()),
         )
         return True
 
@@ -221,6 +230,8 @@ class FakeGate:
             None if counter is None else counter.available,
             0 if counter is None else counter.version,
             dict(self.holds.get(product_id, {})),
+            dict(self.sales.get(product_id, {})),
+            0 if counter is None else counter.sold,
         )
 
     async def restore(self, product_id: int, hold: GateHold) -> bool:
@@ -252,11 +263,67 @@ class FakeGate:
         for customer_id, units in totals.sold_by_customer.items():
             buyers[customer_id] = buyers.get(customer_id, 0) + units
         self.buyers[product.id] = buyers
-        correction = product.stock - totals.sold - (counter.available + held)
+        correction = product.stock - (counter.available + held + counter.sold)
         counter.available += correction
         counter.version = totals.stock_version
         counter.limit = product.limit_per_customer or 0
         return correction
+
+    async def convert(self, reservation: Reservation, mode: ConvertMode) -> ConvertStatus:
+        self._check("convert")
+        sources: list[str] = []
+        for line in reservation.lines:
+            counter = self.counters.get(line.product_id)
+            if reservation.id in self.sales.get(line.product_id, {}):
+                sources.append("sold")
+            elif reservation.id in self.holds.get(line.product_id, {}):
+                sources.append("hold")
+            elif counter is None:
+                return ConvertStatus.NOT_LOADED
+            elif mode is ConvertMode.HOLD or (
+                mode is ConvertMode.TAKE and counter.available < line.quantity
+            ):
+                return ConvertStatus.REFUSED
+            else:
+                sources.append("available")
+        if all(source == "sold" for source in sources):
+            return ConvertStatus.ALREADY
+        for line, source in zip(reservation.lines, sources, strict=True):
+            counter = self.counters[line.product_id]
+            sales = self.sales.setdefault(line.product_id, {})
+            if source == "hold":
+                hold = self.holds[line.product_id].pop(reservation.id)
+                sales[reservation.id] = hold.quantity
+                counter.sold += hold.quantity
+            elif source == "available":
+                counter.available -= line.quantity
+                sales[reservation.id] = line.quantity
+                counter.sold += line.quantity
+                buyers = self.buyers.setdefault(line.product_id, {})
+                buyers[reservation.customer_id] = (
+                    buyers.get(reservation.customer_id, 0) + line.quantity
+                )
+        return ConvertStatus.CONVERTED
+
+    async def return_sold(self, reservation: Reservation) -> int:
+        self._check("return_sold")
+        returned = 0
+        for line in reservation.lines:
+            units = self.sales.get(line.product_id, {}).pop(reservation.id, None)
+            if units is None:
+                continue
+            self.sold_out.discard(line.product_id)
+            counter = self.counters[line.product_id]
+            counter.sold -= units
+            counter.available += units
+            buyers = self.buyers.setdefault(line.product_id, {})
+            left = buyers.get(reservation.customer_id, 0) - units
+            if left <= 0:
+                buyers.pop(reservation.customer_id, None)
+            else:
+                buyers[reservation.customer_id] = left
+            returned += units
+        return returned
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -301,6 +368,7 @@ class FakeDatabase:
         active: list[Reservation] = []
         sold = 0
         sold_by_customer: dict[uuid.UUID, int] = {}
+        sales: dict[uuid.UUID, int] = {}
         for reservation in self.data.reservations.values():
             quantity = sum(li.quantity for li in reservation.lines if li.product_id == product_id)
             if not quantity:
@@ -310,6 +378,7 @@ class FakeDatabase:
                 active.append(replace(reservation, lines=(line,)))
             elif reservation.status is ReservationStatus.CONVERTED:
                 sold += quantity
+                sales[reservation.id] = quantity
                 customer = reservation.customer_id
                 sold_by_customer[customer] = sold_by_customer.get(customer, 0) + quantity
         versions = [
@@ -324,6 +393,7 @@ class FakeDatabase:
             ledger=self.ledger_levels(product_id),
             active=active,
             sold_by_customer=sold_by_customer,
+            sales=sales,
         )
 
 
@@ -347,17 +417,26 @@ class FakeProducts:
         self._db.add_ledger([LedgerEntry(created.id, LedgerKind.STOCK_ADDED, product.stock)])
         return created
 
-    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]:
+    async def restock(self, sku: str, quantity: int, key: str) -> StockAdded:
         found = next((p for p in self._db.data.products.values() if p.sku == sku), None)
         if found is None:
             raise ProductNotFound(sku)
+        for version, entry in self._db.data.ledger:
+            if (entry.product_id, entry.kind, entry.ref) == (
+                found.id,
+                LedgerKind.STOCK_ADDED,
+                key,
+            ):
+                if entry.quantity != quantity:
+                    raise RestockKeyReused(f"restock key {key!r} added {entry.quantity} units")
+                return StockAdded(found, version, new=False)
         updated = replace(found, stock=found.stock + quantity)
         self._db.data.products[found.id] = updated
         version = self._db.next_id()
         self._db.data.ledger.append(
-            (version, LedgerEntry(found.id, LedgerKind.STOCK_ADDED, quantity))
+            (version, LedgerEntry(found.id, LedgerKind.STOCK_ADDED, quantity, ref=key))
         )
-        return updated, version
+        return StockAdded(updated, version, new=True)
 
     async def get(self, product_id: int) -> Product | None:
         return self._db.data.products.get(product_id)
@@ -475,6 +554,17 @@ class FakeOrders:
             key=lambda o: o.id,
         )
         return found[:limit]
+
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        wanted = set(reservation_ids)
+        return sorted(
+            (
+                o
+                for o in self._db.data.orders.values()
+                if o.reservation_id in wanted and o.status is OrderStatus.PAYMENT_PENDING
+            ),
+            key=lambda o: o.id,
+        )
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         return [e for e in self._db.data.order_events if e.order_id == order_id]

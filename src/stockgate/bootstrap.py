@@ -34,6 +34,12 @@ from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.queue.bull import BullJobRunner, BullWorkQueue, QueueSettings
+from stockgate.adapters.rate_limits import (
+    LibraryRateLimits,
+    memory_storage,
+    parse_limits,
+    redis_storage,
+)
 from stockgate.adapters.realtime.stock_feed import StockFeed
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
@@ -42,13 +48,18 @@ from stockgate.config import Settings, StoreUrls
 from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
+from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
+    CUSTOMERS_PER_ADDRESS,
+    HOLDS_PER_ADDRESS,
+    HOLDS_PER_CUSTOMER,
     AdminUsers,
     Clock,
     JobRunner,
     Mailer,
     MerchantNotifier,
     PaymentProvider,
+    RateLimits,
     ReservationJournal,
     StockChanges,
     StockGate,
@@ -81,6 +92,7 @@ class Container:
     probe: StoreProbe
     tokens: CustomerTokens
     stock_changes: StockChanges
+    rate_limits: RateLimits
     work_queue: WorkQueue
     # Makes the worker side of the queue (only worker processes call it).
     job_runner: Callable[[], JobRunner]
@@ -93,6 +105,7 @@ class Container:
     reserve_deps: ReserveDeps = field(init=False)
     fulfill_deps: FulfillDeps = field(init=False)
     cancel_deps: CancelDeps = field(init=False)
+    payment_deps: PaymentDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -116,8 +129,17 @@ class Container:
             uow_factory=self.uow_factory,
             gate=self.gate,
             payments=self.payments,
+            stock_changes=self.stock_changes,
+        )
+        self.payment_deps = PaymentDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            queue=self.work_queue,
             clock=self.clock,
-            grace_seconds=self.settings.reconcile_grace_seconds,
+            hold_seconds=self.settings.hold_seconds,
+            payment_hold_seconds=self.settings.payment_hold_seconds,
+            stock_changes=self.stock_changes,
         )
 
     async def close(self) -> None:
@@ -138,6 +160,7 @@ async def bootstrap(
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
     stock_changes: StockChanges | None = None,
+    rate_limits: RateLimits | None = None,
     work_queue: WorkQueue | None = None,
     job_runner: Callable[[], JobRunner] | None = None,
     payments: PaymentProvider | None = None,
@@ -148,6 +171,8 @@ async def bootstrap(
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
+    # Before the stores: the unit of work parses stored webhook events with it.
+    payments = payments or _payments(settings, closers)
     if None in (
         uow_factory,
         gate,
@@ -164,7 +189,7 @@ async def bootstrap(
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
             journal = await _journal(settings, urls.database_url, closers, api_node=api_node)
-        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
+        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine, payments)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
         queue_settings = _queue_settings(settings, urls.redis_url)
@@ -176,8 +201,14 @@ async def bootstrap(
             job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
         stock_changes = stock_changes or _stock_feed(settings, gate, stores, closers)
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    if rate_limits is None:
+        storage = (
+            memory_storage()
+            if stores is None
+            else redis_storage(stores.redis, settings.redis_prefix)
+        )
+        rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
     assert work_queue and job_runner and stock_changes
-    payments = payments or _payments(settings, closers)
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(
@@ -190,6 +221,7 @@ async def bootstrap(
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
         stock_changes=stock_changes,
+        rate_limits=rate_limits,
         work_queue=work_queue,
         job_runner=job_runner,
         payments=payments,
@@ -198,6 +230,17 @@ async def bootstrap(
         stores=stores,
         _closers=closers,
     )
+
+
+def rate_limit_scopes(settings: Settings) -> dict[str, tuple[Any, ...]]:
+    """Each limit scope and its limits; STOCKGATE_RATE_LIMIT_ENABLED=false turns off the
+    buyer-facing ones (an admin login throttle, added here, stays on regardless)."""
+    on = settings.rate_limit_enabled
+    return {
+        CUSTOMERS_PER_ADDRESS: parse_limits(settings.rate_limit_customers) if on else (),
+        HOLDS_PER_ADDRESS: parse_limits(settings.rate_limit_holds_per_address) if on else (),
+        HOLDS_PER_CUSTOMER: parse_limits(settings.rate_limit_holds_per_customer) if on else (),
+    }
 
 
 def _resolve(settings: Settings) -> StoreUrls:

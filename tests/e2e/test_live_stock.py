@@ -79,7 +79,12 @@ async def test_release_and_restock_from_another_process_reach_the_watcher(
     # This test process is not an API node: its write-only manager publishes through Redis.
     c = module_container
     await restock(
-        product.sku, 4, uow_factory=c.uow_factory, gate=c.gate, stock_changes=c.stock_changes
+        product.sku,
+        4,
+        key=f"live-{product.id}",
+        uow_factory=c.uow_factory,
+        gate=c.gate,
+        stock_changes=c.stock_changes,
     )
     await watcher.wait_for(product.id, 9)
 

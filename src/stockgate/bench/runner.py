@@ -42,6 +42,8 @@ class Options:
     with_ceiling: bool = True
     profile: Path | None = None  # py-spy raw output of the API under the scenario's load
     after_setup: AfterSetup | None = None  # tests: tamper with the stores before the load
+    # Rate limits on in the stack, set too high to refuse: what counting them costs.
+    rate_limits: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +67,14 @@ async def stack_for(
         return
     if scenario.hold_seconds is not None:
         settings = settings.model_copy(update={"hold_seconds": scenario.hold_seconds})
-    async with own_stack(settings, urls, workdir, with_worker=scenario.needs_worker) as stack:
+    async with own_stack(
+        settings,
+        urls,
+        workdir,
+        with_worker=scenario.needs_worker,
+        rate_limits=options.rate_limits,
+        with_stripe=scenario.needs_stripe,
+    ) as stack:
         yield stack
 
 

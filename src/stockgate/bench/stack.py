@@ -18,6 +18,7 @@ import psutil
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from stockgate.adapters.embedded.fake_stripe import FakeStripe
 from stockgate.adapters.postgres.migrate import upgrade_async
 from stockgate.config import Settings, StoreUrls, weak_secret_key
 from stockgate.supervisor import StartFailed, Supervisor, free_port, stockgate_command
@@ -125,7 +126,13 @@ async def delete_prefix(redis_url: str, prefix: str) -> None:
         await redis.aclose()
 
 
-def _child_env(settings: Settings, database_url: str, redis_url: str, port: int) -> dict[str, str]:
+# With --rate-limits: every limit counted in Redis, none ever reached by a bench's load.
+UNREACHABLE_LIMIT = "1000000000/minute"
+
+
+def _child_env(
+    settings: Settings, database_url: str, redis_url: str, port: int, *, rate_limits: bool
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKGATE_")}
     env.update(
         STOCKGATE_DATABASE_URL=database_url,
@@ -136,7 +143,11 @@ def _child_env(settings: Settings, database_url: str, redis_url: str, port: int)
         STOCKGATE_HTTP_WORKERS=str(settings.http_workers),
         STOCKGATE_HOLD_SECONDS=str(settings.hold_seconds),
         STOCKGATE_SECRET_KEY=settings.secret_key.get_secret_value(),
-        STOCKGATE_RATE_LIMIT_ENABLED="false",
+        # Limits off: one address creates thousands of buyers (--rate-limits: counted only).
+        STOCKGATE_RATE_LIMIT_ENABLED="true" if rate_limits else "false",
+        STOCKGATE_RATE_LIMIT_CUSTOMERS=UNREACHABLE_LIMIT,
+        STOCKGATE_RATE_LIMIT_HOLDS_PER_ADDRESS=UNREACHABLE_LIMIT,
+        STOCKGATE_RATE_LIMIT_HOLDS_PER_CUSTOMER=UNREACHABLE_LIMIT,
         STOCKGATE_LOG_LEVEL="warning",  # measure the hot path, not per-request log lines
         STOCKGATE_LOG_FORMAT="json",
         STOCKGATE_EXPIRY_POLL_SECONDS=str(settings.expiry_poll_seconds),
@@ -146,7 +157,13 @@ def _child_env(settings: Settings, database_url: str, redis_url: str, port: int)
 
 @contextlib.asynccontextmanager
 async def own_stack(
-    settings: Settings, urls: StoreUrls, workdir: Path, *, with_worker: bool
+    settings: Settings,
+    urls: StoreUrls,
+    workdir: Path,
+    *,
+    with_worker: bool,
+    rate_limits: bool = False,
+    with_stripe: bool = False,
 ) -> AsyncIterator[Stack]:
     """Fresh database and Redis prefix, `stockgate api` (and `worker --role all`) on a free
     port; everything is stopped and removed on the way out, also on Ctrl-C."""
@@ -160,7 +177,14 @@ async def own_stack(
             update={"database_url": database_url, "redis_url": urls.redis_url}
         )
         port = free_port()
-        env = _child_env(settings, database_url, urls.redis_url, port)
+        env = _child_env(settings, database_url, urls.redis_url, port, rate_limits=rate_limits)
+        fake_stripe = None
+        if with_stripe:  # its own fake Stripe, sending webhooks to this stack's API
+            fake_stripe = FakeStripe(
+                free_port(), workdir / "fake-stripe.log", state_dir=workdir / "stripe", fresh=True
+            )
+            await asyncio.to_thread(fake_stripe.start)
+            env.update(fake_stripe.environment())
         stack = Stack(
             base_url=f"http://127.0.0.1:{port}",
             settings=settings,
@@ -179,9 +203,14 @@ async def own_stack(
             except StartFailed as exc:
                 tails = "\n".join(f"--- {c.name}\n{c.output()}" for c in children.children)
                 raise StackFailed(f"{exc}\n{tails}") from exc
+            if fake_stripe is not None:
+                webhook = f"{stack.base_url}/api/v1/stripe/webhook"
+                await asyncio.to_thread(fake_stripe.register_webhook, webhook)
             yield stack
         finally:
             await asyncio.to_thread(children.stop)
+            if fake_stripe is not None:
+                await asyncio.to_thread(fake_stripe.stop)
             await delete_prefix(urls.redis_url, settings.redis_prefix)
 
 

@@ -114,6 +114,13 @@ class RestockInProgress(Conflict):
     title = "Another restock of this product is still being applied"
 
 
+class RestockKeyReused(Conflict):
+    """A restock key names an earlier restock of another quantity: it cannot be a rerun."""
+
+    code = "restock_key_reused"
+    title = "This restock key was used for another restock"
+
+
 class ReservationNotActive(Conflict):
     code = "reservation_not_active"
     title = "Reservation is no longer active"
@@ -267,6 +274,32 @@ class PaymentRequestRejected(StockgateError):
 
     code = "payment_request_rejected"
     title = "The payment provider refused the request"
+
+
+class PaymentInProgress(Conflict):
+    """The reservation is being paid for and the payment could not be canceled."""
+
+    code = "payment_in_progress"
+    title = "A payment for this reservation is in progress"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+    def __init__(self, order_id: object) -> None:
+        super().__init__(f"no order {order_id}")
+
+
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+    title = "The order cannot be paid any more"
+
+
+class PaymentDeclined(StockgateError):
+    """The card was declined; the order stays payable until its reservation expires."""
+
+    code = "payment_declined"
+    title = "The payment was declined"
 
 
 class InvalidWebhook(StockgateError):

@@ -58,6 +58,21 @@ class GateState:
     available: int | None
     version: int
     holds: Mapping[uuid.UUID, GateHold] = field(default_factory=dict)
+    sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # reservation id -> units sold
+    sold: int = 0  # the gate's count of units sold (the sum of `sales` unless damaged)
+
+
+class ConvertMode(StrEnum):
+    HOLD = "hold"  # the live hold only: a released or expired hold is refused
+    TAKE = "take"  # the hold, else units from available (a late payment), if enough are left
+    FORCE = "force"  # as TAKE, even below zero: a sale PostgreSQL committed (the repair)
+
+
+class ConvertStatus(StrEnum):
+    CONVERTED = "converted"
+    ALREADY = "already"  # sold before: nothing changed
+    REFUSED = "refused"  # no hold (HOLD) or not enough available (TAKE): nothing changed
+    NOT_LOADED = "not_loaded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,7 @@ class ProductTotals:
     ledger: StockLevels  # what the product's ledger entries add up to
     active: Sequence[Reservation]
     sold_by_customer: Mapping[uuid.UUID, int] = field(default_factory=dict)
+    sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # converted reservations' units
 
     @property
     def held(self) -> int:
@@ -124,13 +140,34 @@ class StockGate(Protocol):
         ...
 
     async def set_total(self, totals: ProductTotals) -> int | None:
-        """Make available + held equal stock - sold; the correction, or None when skipped."""
+        """Make available + held + sold equal stock; the correction, or None when skipped."""
         ...
+
+    async def convert(self, reservation: Reservation, mode: ConvertMode) -> ConvertStatus:
+        """Sell a paid reservation's units (all lines or none); idempotent per reservation."""
+        ...
+
+    async def return_sold(self, reservation: Reservation) -> int:
+        """Put a refunded sale's units back on sale; 0 when there was no such sale."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StockAdded:
+    """A restock as PostgreSQL recorded it (now, or earlier under the same key)."""
+
+    product: Product  # as it is now
+    version: int  # id of the restock's stock_added ledger entry
+    new: bool  # False: the key had been applied before, nothing changed now
 
 
 class ProductRepository(Protocol):
     async def add(self, product: NewProduct) -> Product: ...
-    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]: ...
+    async def restock(self, sku: str, quantity: int, key: str) -> StockAdded:
+        """Add units once per key (the key is the stock_added entry's `ref`); the same key
+        with the same quantity again changes nothing, with another raises RestockKeyReused."""
+        ...
+
     async def get(self, product_id: int) -> Product | None: ...
     async def list(self) -> list[Product]: ...
     async def totals(self, product_id: int) -> ProductTotals | None: ...
@@ -197,6 +234,10 @@ class OrderRepository(Protocol):
         limit: int = 100,
     ) -> list[Order]:
         """Orders in these statuses, oldest first, after the id `after` (keyset paging)."""
+        ...
+
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        """Orders awaiting payment for these reservations, locked (expiry ends them)."""
         ...
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]: ...
@@ -402,6 +443,11 @@ class PaymentProvider(Protocol):
 
     async def get_intent(self, intent_id: str) -> PaymentIntent: ...
 
+    async def pay_with(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        """Attach a payment method (a token from Stripe.js or a test card) and confirm;
+        raises PaymentDeclined when the card is declined."""
+        ...
+
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
         """Cancel unless already canceled (then return it); a succeeded intent raises Conflict."""
         ...
@@ -529,12 +575,24 @@ class Mailer(Protocol):
 # --------------------------------------------------------------------------- abuse
 
 
+# Scopes of the request limits (each has its own setting; see config.py).
+CUSTOMERS_PER_ADDRESS = "customers_per_address"  # guest identities made, per client address
+HOLDS_PER_ADDRESS = "holds_per_address"  # reservation requests, per client address
+HOLDS_PER_CUSTOMER = "holds_per_customer"  # reservation requests, per customer
+
+
 class RateLimits(Protocol):
-    """Request limits shared by every API node."""
+    """Request limits shared by every API node: a scope name and a key (an address, a
+    customer id, an admin account), counted in Redis. A scope without limits is off."""
 
     async def hit(self, scope: str, key: str) -> None:
         """Count one request of `key` (a client address or customer) in `scope`; raises
         RateLimited (with retry_after) beyond the scope's limit."""
+        ...
+
+    async def hit_all(self, *hits: tuple[str, str]) -> None:
+        """Count several (scope, key) at once, waiting for one round trip, not one each;
+        raises RateLimited when any is over its limit."""
         ...
 
 

@@ -81,8 +81,9 @@ async def test_expiry_marks_expired_and_retried_products(world: World) -> None:
 async def test_a_restock_marks_the_product(world: World) -> None:
     a = await world.product(5)
     world.stock_changes.take()
+    changes = world.stock_changes
     await restock(
-        a.sku, 3, uow_factory=world.uow_factory, gate=world.gate, stock_changes=world.stock_changes
+        a.sku, 3, key="r1", uow_factory=world.uow_factory, gate=world.gate, stock_changes=changes
     )
     assert world.stock_changes.take() == {a.id}
 

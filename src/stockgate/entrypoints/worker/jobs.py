@@ -19,8 +19,15 @@ from stockgate.adapters import metrics
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
 from stockgate.domain.errors import StockgateError
+from stockgate.entrypoints.worker import payment_jobs
 from stockgate.services import fulfill
-from stockgate.services.jobs import FULFILL_ORDER, FULFILLMENT_QUEUE, MAINTENANCE_QUEUE
+from stockgate.services.jobs import (
+    FULFILL_ORDER,
+    FULFILLMENT_QUEUE,
+    MAINTENANCE_QUEUE,
+    PAYMENTS_QUEUE,
+    PROCESS_PAYMENT_EVENT,
+)
 from stockgate.services.maintenance import purge_finished_jobs, report_depths, requeue_paid
 from stockgate.services.ports import JobContext, JobHandle, Schedule
 from stockgate.services.reconcile import reconcile
@@ -55,6 +62,13 @@ class UnknownJob(StockgateError):
 async def fulfill_order(container: Container, job: JobContext, data: Mapping[str, Any]) -> object:
     result = await fulfill.fulfill_order(uuid.UUID(str(data["order_id"])), container.fulfill_deps)
     metrics.FULFILLMENTS.labels(result.outcome.value).inc()
+    log.info(
+        "fulfillment.attempt",
+        order_id=str(data["order_id"]),
+        outcome=result.outcome.value,
+        attempt=job.attempt,
+        error=result.error.detail if result.error else None,
+    )
     if result.lag_seconds is not None:
         metrics.FULFILLMENT_LAG.observe(result.lag_seconds)
     if result.retry is not None:
@@ -120,6 +134,7 @@ async def purge_task(container: Container) -> object:
 
 JOBS: dict[str, JobType] = {
     FULFILL_ORDER: JobType(FULFILLMENT_QUEUE, fulfill_order),
+    PROCESS_PAYMENT_EVENT: JobType(PAYMENTS_QUEUE, payment_jobs.process_payment_event),
 }
 
 PERIODIC: tuple[PeriodicTask, ...] = (
@@ -127,6 +142,13 @@ PERIODIC: tuple[PeriodicTask, ...] = (
     PeriodicTask("requeue-paid-orders", lambda s: s.requeue_interval_seconds, requeue_paid_task),
     PeriodicTask("queue-depth", lambda s: s.queue_depth_interval_seconds, queue_depth_task),
     PeriodicTask("purge-finished-jobs", lambda s: s.purge_interval_seconds, purge_task),
+    PeriodicTask("payment-outbox", lambda s: s.payments_interval_seconds, payment_jobs.outbox_task),
+    PeriodicTask(
+        "stuck-orders", lambda s: s.payments_interval_seconds, payment_jobs.stuck_orders_task
+    ),
+    PeriodicTask(
+        "inbox-sweep", lambda s: s.payments_interval_seconds, payment_jobs.inbox_sweep_task
+    ),
 )
 
 
@@ -143,7 +165,7 @@ def dispatcher(container: Container) -> JobHandle:
             return await JOBS[job.name].run(container, job, data)
         if job.name in tasks:
             metrics.PERIODIC_RUNS.labels(job.name).inc()
-            log.debug("maintenance.task", task=job.name, job_id=job.job_id)
+            log.info("maintenance.task", task=job.name, job_id=job.job_id)
             return await tasks[job.name].run(container)
         raise UnknownJob(f"no handler for job {job.name!r} (id {job.job_id})")
 
