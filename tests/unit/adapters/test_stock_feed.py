@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stockgate.adapters.realtime.stock_feed import StockFeed
 from stockgate.domain.errors import StoreUnavailable
@@ -127,3 +129,48 @@ async def test_when_redis_is_down_the_marks_are_kept_for_the_next_flush(world: W
     feed._gate = world.gate  # Redis is back
     await feed.flush()
     assert emitter.values(product.id) == [2]
+
+
+class DictGate:
+    """Only what the feed reads: available counts by product id."""
+
+    def __init__(self) -> None:
+        self.levels: dict[int, int] = {}
+
+    async def available(self, product_ids: Any) -> dict[int, int | None]:
+        return {pid: self.levels.get(pid) for pid in product_ids}
+
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("move"), st.integers(1, 3), st.integers(-5, 5)),
+        st.tuples(st.just("flush"), st.just(0), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps)
+def test_after_any_changes_the_last_event_of_each_product_is_its_value(
+    plan: list[tuple[str, int, int]],
+) -> None:
+    async def run() -> None:
+        gate = DictGate()
+        emitter = RecordingEmitter()
+        feed = StockFeed(gate, emitter)  # type: ignore[arg-type]  # only available() is used
+        for kind, product_id, delta in plan:
+            if kind == "move":
+                gate.levels[product_id] = max(0, gate.levels.get(product_id, 10) + delta)
+                feed.changed([product_id])
+            else:
+                await feed.flush()
+        await feed.close()
+        for product_id, value in gate.levels.items():
+            assert emitter.values(product_id)[-1] == value
+        sent = [d["product_id"] for _, d, _ in emitter.sent]
+        flushes = sum(1 for kind, _, _ in plan if kind == "flush") + 1
+        for product_id in gate.levels:  # coalesced: at most one event per product per flush
+            assert sent.count(product_id) <= flushes
+
+    asyncio.run(run())
