@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -855,3 +855,18 @@ class FakeRefunds:
         if key not in self.refunds:
             self.refunds[key] = Refund(f"re_{len(self.refunds) + 1}", intent_id, 0, "succeeded")
         return self.refunds[key]
+
+
+class RecordingStockChanges:
+    """StockChanges that remembers every product id it was told about, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[int] = []
+
+    def changed(self, product_ids: Iterable[int]) -> None:
+        self.changes.extend(product_ids)
+
+    def take(self) -> set[int]:
+        """The distinct ids told since the last take."""
+        told, self.changes = set(self.changes), []
+        return told

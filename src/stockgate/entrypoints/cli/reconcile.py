@@ -23,6 +23,7 @@ async def reconcile_command(settings: Settings, *, fix: bool, as_json: bool) -> 
                 clock=c.clock,
                 grace_seconds=settings.reconcile_grace_seconds,
                 fix=fix,
+                stock_changes=c.stock_changes,
             )
 
         found = await run(fix)
