@@ -23,7 +23,6 @@ import os
 import secrets
 import signal
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
@@ -34,9 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-
-from stockgate.bench.stack import fresh_database
+from stockgate.bench.stack import delete_prefix, fresh_database
 from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings, StoreUrls
 from stockgate.domain.order import Order, OrderStatus
@@ -45,7 +42,7 @@ from stockgate.domain.reservation import ReservationLine, ReservationStatus, Res
 from stockgate.services.catalog import add_product
 from stockgate.services.ports import ConvertMode
 from stockgate.services.reserve import reserve
-from stockgate.supervisor import stockgate_command
+from stockgate.supervisor import Child, StartFailed, Supervisor, stockgate_command
 
 SECRET = "whsec_" + base64.b64encode(b"bench-merchant-secret-0123456789").decode()
 
@@ -76,17 +73,15 @@ def merchant(hang: Callable[[bytes], bool]) -> Iterator[str]:
         server.server_close()
 
 
-def start_worker(env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
-    log = (log_dir / f"worker-{secrets.token_hex(3)}.log").open("w")
-    process = subprocess.Popen(
-        stockgate_command("worker", "--role", "fulfillment"), env=env, stdout=log, stderr=log
-    )
-    deadline = time.monotonic() + 60
-    while "worker.started" not in Path(log.name).read_text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start: {Path(log.name).read_text()[-2000:]}")
-        time.sleep(0.05)
-    return process
+def start_worker(children: Supervisor, env: dict[str, str], log_dir: Path) -> Child:
+    log = log_dir / f"worker-{secrets.token_hex(3)}.log"
+    command = stockgate_command("worker", "--role", "fulfillment")
+    worker = children.start("fulfillment worker", command, env=env, log=log)
+    try:
+        worker.wait_for_output("worker.started", timeout=60)
+    except StartFailed as exc:
+        raise RuntimeError(f"worker did not start: {exc}\n{worker.output(last=2000)}") from exc
+    return worker
 
 
 async def paid_order(
@@ -121,16 +116,6 @@ async def until_fulfilled(container: Container, ids: list[uuid.UUID], within: fl
         await asyncio.sleep(0.1)
 
 
-async def forget_keys(redis_url: str, prefix: str) -> None:
-    """Delete this run's keys (its prefix only: the Redis may be shared)."""
-    client = Redis.from_url(redis_url)
-    try:
-        async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-            await client.delete(key)
-    finally:
-        await client.aclose()
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -157,7 +142,8 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
         )
         container = await bootstrap(settings, StoreUrls(url, redis_url))
         log_dir = Path(tempfile.mkdtemp(prefix="stockgate-bench-fulfillment-"))
-        workers: list[subprocess.Popen[bytes]] = []
+        children = Supervisor()
+        workers: list[Child] = []
         try:
             with merchant(hang) as hook:
                 env = dict(os.environ)
@@ -174,7 +160,7 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                     STOCKGATE_NOTIFY_TIMEOUT_SECONDS="60",
                 )
                 env.setdefault("STOCKGATE_JOB_LOCK_SECONDS", str(args.lock_seconds))
-                workers = [start_worker(env, log_dir) for _ in range(args.workers)]
+                workers = [start_worker(children, env, log_dir) for _ in range(args.workers)]
                 new = NewProduct(sku=f"BENCH-{run_id}", name="Bench", price_cents=100, stock=10**8)
                 product = await add_product(
                     new, uow_factory=container.uow_factory, gate=container.gate
@@ -197,25 +183,22 @@ async def measure(args: argparse.Namespace) -> dict[str, object]:
                     order = await paid_order(container, product, doomed=doomed)
                     # A worker has it and waits on the merchant; a spare one starts meanwhile.
                     await asyncio.to_thread(doomed["seen"].wait, 60)
-                    spare = start_worker(env, log_dir)
+                    spare = start_worker(children, env, log_dir)
                     async with container.uow_factory() as uow:
                         still = await uow.orders.get(order.id)
                     assert still is not None and still.status is OrderStatus.PAID
-                    victims = [w for w in workers if w.poll() is None]
+                    victims = [w for w in workers if w.exit_code() is None]
                     killed_at = time.monotonic()
                     for victim in victims:  # whichever took it: every other worker is spare
-                        victim.send_signal(signal.SIGKILL)
-                        victim.wait()
+                        os.kill(victim.pid, signal.SIGKILL)
+                        victim.process.wait()
                     await until_fulfilled(container, [order.id], within=120)
                     recoveries.append(time.monotonic() - killed_at)
                     workers = [spare]
         finally:
-            for worker in workers:
-                if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
-                    worker.wait(15)
+            children.stop()
             await container.close()
-            await forget_keys(redis_url, settings.redis_prefix)
+            await delete_prefix(redis_url, settings.redis_prefix)
     return {
         "scenario": "fulfillment",
         "rate_per_second": args.rate,

@@ -5,47 +5,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from stockgate.domain.errors import NotificationFailed
 from stockgate.domain.order import Order, OrderStatus
-
-T = TypeVar("T")
+from stockgate.entrypoints.cli.console import fail, out, run, settings
 
 if TYPE_CHECKING:  # the services and stores are imported by the command that runs, not --help
     from stockgate.bootstrap import Container
-    from stockgate.config import Settings
     from stockgate.services.order_admin import OrderDetails
 
 CANCELED_BY_OPERATOR = "canceled by an operator"
-
-out = Console()
-
-
-# `stockgate` may run as `python -m stockgate.entrypoints.cli.main` (the supervisor does), so
-# main's helpers are imported when a command runs, not when main imports this module.
-def fail(message: str, code: int = 2) -> NoReturn:
-    from stockgate.entrypoints.cli import main
-
-    main.fail(message, code)
-
-
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    from stockgate.entrypoints.cli import main
-
-    return main.run(work)
-
-
-def settings() -> Settings:
-    from stockgate.entrypoints.cli import main
-
-    return main.settings()
-
 
 orders_app = typer.Typer(
     help="Look at orders; retry a failed fulfillment; cancel a paid order with a refund.",
