@@ -189,6 +189,7 @@ async def test_two_maintenance_workers_run_each_periodic_task_once_per_period(
         STOCKGATE_QUEUE_DEPTH_INTERVAL_SECONDS=str(period),
         STOCKGATE_PURGE_INTERVAL_SECONDS=str(period),
         STOCKGATE_PAYMENTS_INTERVAL_SECONDS=str(period),
+        STOCKGATE_LOG_LEVEL="debug",  # each task's run is a debug line
     )
     with workers(env, tmp_path, "maintenance", "maintenance") as pair:
         await asyncio.sleep(3)  # both are up now: several periods with two of them
