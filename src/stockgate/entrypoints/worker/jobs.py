@@ -165,7 +165,7 @@ def dispatcher(container: Container) -> JobHandle:
             return await JOBS[job.name].run(container, job, data)
         if job.name in tasks:
             metrics.PERIODIC_RUNS.labels(job.name).inc()
-            log.info("maintenance.task", task=job.name, job_id=job.job_id)
+            log.debug("maintenance.task", task=job.name, job_id=job.job_id)
             return await tasks[job.name].run(container)
         raise UnknownJob(f"no handler for job {job.name!r} (id {job.job_id})")
 
