@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +29,12 @@ from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.queue.bull import BullJobRunner, BullWorkQueue, QueueSettings
+from stockgate.adapters.rate_limits import (
+    LibraryRateLimits,
+    memory_storage,
+    parse_limits,
+    redis_storage,
+)
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
 from stockgate.adapters.stripe.payments import StripePayments
@@ -37,12 +44,16 @@ from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
 from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
+    CUSTOMERS_PER_ADDRESS,
+    HOLDS_PER_ADDRESS,
+    HOLDS_PER_CUSTOMER,
     AdminUsers,
     Clock,
     JobRunner,
     Mailer,
     MerchantNotifier,
     PaymentProvider,
+    RateLimits,
     ReservationJournal,
     StockGate,
     StoreProbe,
@@ -72,6 +83,7 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    rate_limits: RateLimits
     work_queue: WorkQueue
     # Makes the worker side of the queue (only worker processes call it).
     job_runner: Callable[[], JobRunner]
@@ -107,8 +119,6 @@ class Container:
             uow_factory=self.uow_factory,
             gate=self.gate,
             payments=self.payments,
-            clock=self.clock,
-            grace_seconds=self.settings.reconcile_grace_seconds,
         )
         self.payment_deps = PaymentDeps(
             uow_factory=self.uow_factory,
@@ -137,6 +147,7 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    rate_limits: RateLimits | None = None,
     work_queue: WorkQueue | None = None,
     job_runner: Callable[[], JobRunner] | None = None,
     payments: PaymentProvider | None = None,
@@ -167,6 +178,13 @@ async def bootstrap(
         if job_runner is None:
             job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    if rate_limits is None:
+        storage = (
+            memory_storage()
+            if stores is None
+            else redis_storage(stores.redis, settings.redis_prefix)
+        )
+        rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
     assert work_queue and job_runner
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
@@ -179,6 +197,7 @@ async def bootstrap(
         admin_users=admin_users,
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        rate_limits=rate_limits,
         work_queue=work_queue,
         job_runner=job_runner,
         payments=payments,
@@ -187,6 +206,17 @@ async def bootstrap(
         stores=stores,
         _closers=closers,
     )
+
+
+def rate_limit_scopes(settings: Settings) -> dict[str, tuple[Any, ...]]:
+    """Each limit scope and its limits; STOCKGATE_RATE_LIMIT_ENABLED=false turns off the
+    buyer-facing ones (an admin login throttle, added here, stays on regardless)."""
+    on = settings.rate_limit_enabled
+    return {
+        CUSTOMERS_PER_ADDRESS: parse_limits(settings.rate_limit_customers) if on else (),
+        HOLDS_PER_ADDRESS: parse_limits(settings.rate_limit_holds_per_address) if on else (),
+        HOLDS_PER_CUSTOMER: parse_limits(settings.rate_limit_holds_per_customer) if on else (),
+    }
 
 
 def _resolve(settings: Settings) -> StoreUrls:
