@@ -21,17 +21,26 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from stockgate.adapters.clock import SystemClock
 from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH
 from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
+from stockgate.adapters.postgres.admin_views import PostgresAdminViews
+from stockgate.adapters.postgres.audit import PostgresAuditLog
 from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
+from stockgate.adapters.redis.admin_sessions import RedisAdminSessions
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
+from stockgate.adapters.redis.login_throttle import RedisLoginThrottle
 from stockgate.config import Settings, StoreUrls
+from stockgate.services.admin_auth import AuthDeps, SessionPolicy
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.ports import (
+    AdminSessions,
     AdminUsers,
+    AdminViews,
+    AuditLog,
     Clock,
+    LoginThrottle,
     ReservationJournal,
     StockGate,
     StoreProbe,
@@ -60,10 +69,16 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    # Admin dashboard
+    admin_sessions: AdminSessions
+    login_throttle: LoginThrottle
+    audit: AuditLog
+    admin_views: AdminViews
     stores: StoreClients | None = None  # None when every store-backed port was given
     _closers: list[Closer] = field(default_factory=list)
 
     reserve_deps: ReserveDeps = field(init=False)
+    auth_deps: AuthDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -73,6 +88,17 @@ class Container:
             clock=self.clock,
             hold_seconds=self.settings.hold_seconds,
             max_quantity=self.settings.max_quantity,
+        )
+        self.auth_deps = AuthDeps(
+            users=self.admin_users,
+            sessions=self.admin_sessions,
+            throttle=self.login_throttle,
+            audit=self.audit,
+            clock=self.clock,
+            policy=SessionPolicy(
+                idle_seconds=self.settings.admin_session_idle_seconds,
+                max_seconds=self.settings.admin_session_max_seconds,
+            ),
         )
 
     async def close(self) -> None:
@@ -92,12 +118,17 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    admin_sessions: AdminSessions | None = None,
+    login_throttle: LoginThrottle | None = None,
+    audit: AuditLog | None = None,
+    admin_views: AdminViews | None = None,
 ) -> Container:
     """Build the container. `urls`: where the stores are (default: the configured URLs, else
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
-    if None in (uow_factory, gate, journal, admin_users, probe):
+    admin_ports = (admin_sessions, login_throttle, audit, admin_views)
+    if None in (uow_factory, gate, journal, admin_users, probe, *admin_ports):
         urls = urls or _resolve(settings)
         stores = _connect(settings, urls, closers)
         if gate is None:
@@ -107,7 +138,12 @@ async def bootstrap(
         uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
+        admin_sessions = admin_sessions or RedisAdminSessions(stores.redis, settings.redis_prefix)
+        login_throttle = login_throttle or _login_throttle(settings, stores.redis)
+        audit = audit or PostgresAuditLog(stores.engine)
+        admin_views = admin_views or PostgresAdminViews(stores.engine)
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    assert admin_sessions and login_throttle and audit and admin_views
     return Container(
         settings=settings,
         clock=clock or SystemClock(),
@@ -117,8 +153,24 @@ async def bootstrap(
         admin_users=admin_users,
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        admin_sessions=admin_sessions,
+        login_throttle=login_throttle,
+        audit=audit,
+        admin_views=admin_views,
         stores=stores,
         _closers=closers,
+    )
+
+
+def _login_throttle(settings: Settings, redis: Redis) -> LoginThrottle:
+    return RedisLoginThrottle(
+        redis,
+        settings.redis_prefix,
+        max_failures={
+            "account": settings.admin_login_max_failures,
+            "address": settings.admin_login_max_failures_per_address,
+        },
+        window_seconds=settings.admin_login_window_seconds,
     )
 
 

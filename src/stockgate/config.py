@@ -148,6 +148,25 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=600, ge=1, description="Requests per minute per client for limited endpoints."
     )
+    # Admin dashboard: sessions and login throttling (decision 0036).
+    admin_session_idle_seconds: int = Field(
+        default=1800, ge=60, le=86_400, description="An admin session ends after this long idle."
+    )
+    admin_session_max_seconds: int = Field(
+        default=12 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="An admin session ends this long after login, however active.",
+    )
+    admin_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed admin logins per account before it must wait."
+    )
+    admin_login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed admin logins per client address before it must wait."
+    )
+    admin_login_window_seconds: int = Field(
+        default=900, ge=1, description="How long failed admin logins are counted (and the wait)."
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: LogFormat = Field(
         default=LogFormat.AUTO, description="auto (readable on a terminal), json or console."

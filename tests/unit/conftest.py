@@ -15,11 +15,15 @@ from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRe
 from stockgate.services.catalog import add_product
 from stockgate.services.reserve import ReserveDeps, release, reserve
 from tests.fakes import (
+    FakeAdminSessions,
     FakeAdminUsers,
+    FakeAdminViews,
+    FakeAuditLog,
     FakeClock,
     FakeDatabase,
     FakeGate,
     FakeJournal,
+    FakeLoginThrottle,
     FakeProbe,
     FakeUnitOfWorkFactory,
 )
@@ -85,6 +89,10 @@ async def make_world(**settings: object) -> World:
         journal=journal,
         admin_users=FakeAdminUsers(),
         probe=FakeProbe(),
+        admin_sessions=FakeAdminSessions(),
+        login_throttle=FakeLoginThrottle(),
+        audit=FakeAuditLog(),
+        admin_views=FakeAdminViews(db),
     )
     return World(container, clock, db, gate, journal, uow_factory)
 

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 import stockgate
 from stockgate.bootstrap import bootstrap
 from stockgate.config import Settings, StoreUrls, load_settings
+from stockgate.entrypoints.admin.routes import admin_routers
 from stockgate.entrypoints.http.fast_path import ReservationFastPath
 from stockgate.entrypoints.http.problems import HANDLERS
 from stockgate.entrypoints.http.rate_limit import RateLimiter
@@ -62,7 +63,7 @@ def create_litestar(
             log.info("api.stopped")
 
     app = Litestar(
-        route_handlers=ROUTES,
+        route_handlers=[*ROUTES, *admin_routers()],
         lifespan=[lifespan],
         middleware=[context.middleware],
         exception_handlers=HANDLERS,

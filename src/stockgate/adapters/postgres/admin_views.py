@@ -1,0 +1,186 @@
+"""Read-only queries of the admin dashboard. Each is bounded: large tables are paged by key."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from stockgate.adapters.postgres.database import is_connection_error
+from stockgate.adapters.postgres.tables import orders, stock_ledger, webhook_events
+from stockgate.domain.errors import StoreUnavailable
+from stockgate.domain.product import Product
+from stockgate.services.ports import LedgerRow, OrderSummary, ProductActivity, WebhookRow
+
+ACTIVITY_SQL = sa.text(
+    """
+    SELECT p.id, p.sku, p.name, p.price_cents, p.currency, p.stock, p.limit_per_customer,
+      (SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation_id
+        WHERE l.product_id = p.id AND r.status = 'active') AS held,
+      (SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation_id
+        WHERE l.product_id = p.id AND r.status = 'converted') AS sold,
+      (SELECT count(*) FROM reservation_lines l
+         JOIN reservations r ON r.id = l.reservation_id
+        WHERE l.product_id = p.id AND r.created_at >= :since) AS holds_last_minute,
+      (SELECT count(*) FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+        WHERE ol.product_id = p.id AND o.paid_at >= :since) AS paid_last_minute
+    FROM products p ORDER BY p.id
+    """
+)
+
+
+class PostgresAdminViews:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def _connect(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.connect() as connection:
+                yield connection
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise StoreUnavailable("postgres") from exc
+            raise
+
+    async def activity(self, *, since: datetime) -> list[ProductActivity]:
+        async with self._connect() as connection:
+            rows = (await connection.execute(ACTIVITY_SQL, {"since": since})).all()
+        return [
+            ProductActivity(
+                product=Product(
+                    id=row.id,
+                    sku=row.sku,
+                    name=row.name,
+                    price_cents=row.price_cents,
+                    currency=row.currency,
+                    stock=row.stock,
+                    limit_per_customer=row.limit_per_customer,
+                ),
+                held=int(row.held),
+                sold=int(row.sold),
+                holds_last_minute=int(row.holds_last_minute),
+                paid_last_minute=int(row.paid_last_minute),
+            )
+            for row in rows
+        ]
+
+    async def orders(
+        self,
+        *,
+        status: str | None,
+        search: uuid.UUID | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[OrderSummary]:
+        query = (
+            sa.select(
+                orders.c.id,
+                orders.c.customer_id,
+                orders.c.status,
+                orders.c.amount_cents,
+                orders.c.currency,
+                orders.c.created_at,
+            )
+            .order_by(orders.c.created_at.desc(), orders.c.id.desc())
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(orders.c.status == status)
+        if search is not None:
+            query = query.where(sa.or_(orders.c.id == search, orders.c.customer_id == search))
+        if before is not None:
+            query = query.where(sa.tuple_(orders.c.created_at, orders.c.id) < sa.tuple_(*before))
+        async with self._connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            OrderSummary(
+                id=row.id,
+                customer_id=row.customer_id,
+                status=row.status,
+                amount_cents=row.amount_cents,
+                currency=row.currency,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    async def ledger_for(self, reservation_id: uuid.UUID) -> list[LedgerRow]:
+        query = (
+            sa.select(stock_ledger)
+            .where(stock_ledger.c.reservation_id == reservation_id)
+            .order_by(stock_ledger.c.id)
+            .limit(500)
+        )
+        async with self._connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [
+            LedgerRow(
+                id=row.id,
+                product_id=row.product_id,
+                kind=row.kind,
+                quantity=row.quantity,
+                reservation_id=row.reservation_id,
+                ref=row.ref,
+                created_at=row.created_at,
+            )
+            for row in rows
+        ]
+
+    async def webhook_events(
+        self,
+        *,
+        before: tuple[datetime, str] | None,
+        unprocessed_only: bool,
+        payment_intent_id: str | None = None,
+        limit: int,
+    ) -> list[WebhookRow]:
+        columns = [c for c in webhook_events.c if c.name != "payload"]
+        query = (
+            sa.select(*columns)
+            .order_by(webhook_events.c.received_at.desc(), webhook_events.c.id.desc())
+            .limit(limit)
+        )
+        if unprocessed_only:
+            query = query.where(webhook_events.c.processed_at.is_(None))
+        if before is not None:
+            query = query.where(
+                sa.tuple_(webhook_events.c.received_at, webhook_events.c.id) < sa.tuple_(*before)
+            )
+        if payment_intent_id is not None:
+            obj = webhook_events.c.payload["data"]["object"]
+            query = query.where(
+                sa.or_(
+                    obj["id"].astext == payment_intent_id,
+                    obj["payment_intent"].astext == payment_intent_id,
+                )
+            )
+        async with self._connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_webhook_row(row) for row in rows]
+
+    async def webhook_event(self, event_id: str) -> WebhookRow | None:
+        query = sa.select(webhook_events).where(webhook_events.c.id == event_id)
+        async with self._connect() as connection:
+            row = (await connection.execute(query)).one_or_none()
+        return None if row is None else _webhook_row(row, payload=row.payload)
+
+
+def _webhook_row(row: Any, payload: Any = None) -> WebhookRow:
+    return WebhookRow(
+        id=row.id,
+        type=row.type,
+        received_at=row.received_at,
+        processed_at=row.processed_at,
+        outcome=row.outcome,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        payload=payload or {},
+    )
