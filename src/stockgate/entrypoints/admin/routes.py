@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Router
+from litestar.exceptions import HTTPException, ValidationException
 from litestar.static_files import create_static_files_router
 
+from stockgate.domain.errors import StockgateError
 from stockgate.entrypoints.admin.login import LOGIN_ROUTES
 from stockgate.entrypoints.admin.operations import OPERATION_ROUTES
 from stockgate.entrypoints.admin.orders import ORDER_ROUTES
@@ -27,7 +29,13 @@ def admin_routers() -> list[Any]:
         ],
         before_request=guard,
         after_request=security_headers,
-        exception_handlers={Exception: admin_error},
+        # Every class the app maps too: the handler nearest in the MRO wins, whatever layer.
+        exception_handlers={
+            StockgateError: admin_error,
+            ValidationException: admin_error,
+            HTTPException: admin_error,
+            Exception: admin_error,
+        },
         include_in_schema=False,
     )
     static = create_static_files_router(

@@ -59,7 +59,12 @@ def render(
     template: str, status_code: int = 200, *, headers: dict[str, str] | None = None, **context: Any
 ) -> Response[str]:
     html = templates.get_template(template).render(**context)
-    return Response(html, status_code=status_code, media_type="text/html", headers=headers)
+    return Response(
+        html,
+        status_code=status_code,
+        media_type="text/html",
+        headers={**SECURITY_HEADERS, **(headers or {})},
+    )
 
 
 def session_of(request: Request[Any, Any, Any]) -> AdminSession:
@@ -134,7 +139,9 @@ def admin_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any
         status, code = 500, "internal_error"
         title, detail = "Internal error", "an unexpected error occurred; it has been logged"
     if wants_json(request):
-        return problem(status, code, title, detail)
+        response = problem(status, code, title, detail)
+        response.headers.update(SECURITY_HEADERS)
+        return response
     return render(
         "error.html",
         status,

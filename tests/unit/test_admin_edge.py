@@ -1,0 +1,76 @@
+"""The admin edge over fakes: a store that is down gives a clear page, never a traceback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from stockgate.domain.errors import StoreUnavailable
+from stockgate.entrypoints.admin.routes import admin_routers
+from stockgate.entrypoints.http.problems import HANDLERS
+from stockgate.entrypoints.http.rate_limit import RateLimiter
+from stockgate.entrypoints.http.state import ApiState
+from stockgate.services.ports import AdminSession
+from tests.fakes import FakeAdminSessions
+from tests.unit.conftest import World
+
+
+class DownSessions(FakeAdminSessions):
+    async def get(self, session_id: str) -> AdminSession | None:
+        raise StoreUnavailable("redis")
+
+
+def app_for(world: World) -> Litestar:
+    app = Litestar(route_handlers=admin_routers(), exception_handlers=HANDLERS)
+    app.state.api = ApiState(
+        container=world.container,
+        customer_limiter=RateLimiter(60, enabled=False),
+        reservation_limiter=RateLimiter(60, enabled=False),
+    )
+    return app
+
+
+@pytest.fixture
+async def down_client(world: World) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    world.container.admin_sessions = DownSessions()
+    world.container.auth_deps = type(world.container.auth_deps)(
+        users=world.container.admin_users,
+        sessions=world.container.admin_sessions,
+        throttle=world.container.login_throttle,
+        audit=world.container.audit,
+        clock=world.container.clock,
+        policy=world.container.auth_deps.policy,
+    )
+    async with AsyncTestClient(app_for(world)) as client:
+        yield client
+
+
+async def test_redis_down_shows_a_clear_page_not_a_traceback(
+    down_client: AsyncTestClient[Litestar],
+) -> None:
+    down_client.cookies.set("sg_admin_session", "some-session", path="/admin")
+    page = await down_client.get("/admin/products", headers={"Accept": "text/html"})
+    assert page.status_code == 503
+    assert page.headers["content-type"].startswith("text/html")
+    assert "not answering" in page.text and "Traceback" not in page.text
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    api = await down_client.get("/admin/products", headers={"Accept": "application/json"})
+    assert api.status_code == 503 and api.json()["code"] == "unavailable"
+
+
+async def test_login_page_with_redis_down_is_a_clear_page(
+    down_client: AsyncTestClient[Litestar],
+) -> None:
+    down_client.cookies.set("sg_admin_session", "some-session", path="/admin")
+    page = await down_client.get("/admin/login")
+    assert page.status_code == 503 and "not answering" in page.text
+
+
+async def test_static_files_carry_the_security_headers(world: World) -> None:
+    async with AsyncTestClient(app_for(world)) as client:
+        script = await client.get("/admin/static/admin.js")
+        assert script.status_code == 200 and "data-poll" in script.text
+        assert script.headers["x-content-type-options"] == "nosniff"
