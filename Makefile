@@ -14,9 +14,10 @@ install: .venv/.installed
 	$(UV) sync --frozen
 	@touch $@
 
-# Debian packages the tests and benchmarks drive (the load generator).
+# Debian packages the tests and benchmarks drive (the load generator, the browser).
 system-packages:
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 up: install
 	.venv/bin/stockgate up --demo
