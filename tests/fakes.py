@@ -20,6 +20,8 @@ from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.errors import (
     Conflict,
     DuplicateSku,
+    NotificationFailed,
+    PaymentProviderUnavailable,
     ProductNotFound,
     ReservationNotActive,
     StoreUnavailable,
@@ -32,17 +34,23 @@ from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
     AdminSession,
     AuditEntry,
+    EmailMessage,
     GateHold,
     GateState,
     InboxEvent,
+    JobHandle,
     LedgerRow,
     OrderEvent,
+    OrderNotification,
     OrderSummary,
     OutboxItem,
     OutboxKind,
     PaymentEvent,
     ProductActivity,
     ProductTotals,
+    QueueDepth,
+    Refund,
+    Schedule,
     TakeResult,
     TakeStatus,
     WebhookRow,
@@ -783,3 +791,89 @@ class FakeAdminViews:
 
     async def webhook_event(self, event_id: str) -> WebhookRow | None:
         return None
+
+
+# --------------------------------------------------------------------------- background work
+
+
+@dataclass
+class FakeWorkQueue:
+    """Jobs asked for, by id; asking twice keeps one (like a job id from the business key)."""
+
+    jobs: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    given_up: set[str] = field(default_factory=set)
+
+    async def request_fulfillment(self, order_id: uuid.UUID, *, delay_seconds: float = 0) -> None:
+        self.jobs.setdefault(f"fulfill:{order_id}", ("fulfill-order", {"order_id": str(order_id)}))
+
+    async def request_event_processing(self, event_id: str) -> None:
+        self.jobs.setdefault(f"event:{event_id}", ("process-payment-event", {"event_id": event_id}))
+
+    async def request_again(self, job: str, key: str, data: Mapping[str, Any]) -> bool:
+        job_id = f"fulfill:{key}" if job == "fulfill-order" else f"event:{key}"
+        if job_id in self.jobs and job_id not in self.given_up:
+            return False
+        self.given_up.discard(job_id)
+        self.jobs[job_id] = (job, dict(data))
+        return True
+
+    async def depths(self) -> list[QueueDepth]:
+        return [QueueDepth("fulfillment", len(self.jobs), 0, 0, len(self.given_up), 0.0)]
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        return 0
+
+    def take(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every job asked for (as a worker would take them), emptying the queue."""
+        taken = list(self.jobs.values())
+        self.jobs.clear()
+        return taken
+
+
+class FakeJobRunner:
+    async def start(
+        self, queues: Sequence[str], handle: JobHandle, schedules: Sequence[Schedule] = ()
+    ) -> None:
+        self.queues, self.handle, self.schedules = list(queues), handle, list(schedules)
+
+    async def stop(self) -> None:
+        pass
+
+
+@dataclass
+class FakeNotifier:
+    """Collects notifications; `down` makes every delivery fail like a dead endpoint."""
+
+    sent: list[OrderNotification] = field(default_factory=list)
+    down: bool = False
+
+    async def notify(self, notification: OrderNotification) -> None:
+        if self.down:
+            raise NotificationFailed("merchant endpoint answered 503")
+        self.sent.append(notification)
+
+
+@dataclass
+class FakeMailer:
+    sent: list[EmailMessage] = field(default_factory=list)
+    down: bool = False
+
+    async def send(self, message: EmailMessage) -> None:
+        if self.down:
+            raise NotificationFailed("mail server refused the message")
+        self.sent.append(message)
+
+
+@dataclass
+class FakeRefunds:
+    """Only what fulfillment needs of the PaymentProvider: refunds, idempotent per key."""
+
+    refunds: dict[str, Refund] = field(default_factory=dict)
+    down: bool = False
+
+    async def refund(self, intent_id: str, *, key: str, reason: str) -> Refund:
+        if self.down:
+            raise PaymentProviderUnavailable("stripe unreachable")
+        if key not in self.refunds:
+            self.refunds[key] = Refund(f"re_{len(self.refunds) + 1}", intent_id, 0, "succeeded")
+        return self.refunds[key]

@@ -19,7 +19,9 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.clock import SystemClock
-from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH
+from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH, observe_job
+from stockgate.adapters.notify.email import SmtpMailer
+from stockgate.adapters.notify.webhook import StandardWebhookNotifier
 from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
 from stockgate.adapters.postgres.admin_views import PostgresAdminViews
 from stockgate.adapters.postgres.audit import PostgresAuditLog
@@ -27,24 +29,33 @@ from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
+from stockgate.adapters.queue.bull import BullJobRunner, BullWorkQueue, QueueSettings
 from stockgate.adapters.redis.admin_sessions import RedisAdminSessions
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
 from stockgate.adapters.redis.login_throttle import RedisLoginThrottle
+from stockgate.adapters.stripe.payments import StripePayments
 from stockgate.config import Settings, StoreUrls
 from stockgate.services.admin_auth import AuthDeps, SessionPolicy
+from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
+from stockgate.services.fulfill import FulfillDeps
 from stockgate.services.ports import (
     AdminSessions,
     AdminUsers,
     AdminViews,
     AuditLog,
     Clock,
+    JobRunner,
     LoginThrottle,
+    Mailer,
+    MerchantNotifier,
+    PaymentProvider,
     ReservationJournal,
     StockGate,
     StoreProbe,
     UnitOfWorkFactory,
+    WorkQueue,
 )
 from stockgate.services.reserve import ReserveDeps
 
@@ -69,16 +80,24 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    work_queue: WorkQueue
+    # Makes the worker side of the queue (only worker processes call it).
+    job_runner: Callable[[], JobRunner]
     # Admin dashboard
     admin_sessions: AdminSessions
     login_throttle: LoginThrottle
     audit: AuditLog
     admin_views: AdminViews
+    payments: PaymentProvider | None = None  # None: no Stripe configured (checkout answers 503)
+    notifier: MerchantNotifier | None = None  # None: no merchant webhook configured
+    mailer: Mailer | None = None  # None: no SMTP configured
     stores: StoreClients | None = None  # None when every store-backed port was given
     _closers: list[Closer] = field(default_factory=list)
 
     reserve_deps: ReserveDeps = field(init=False)
     auth_deps: AuthDeps = field(init=False)
+    fulfill_deps: FulfillDeps = field(init=False)
+    cancel_deps: CancelDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -99,6 +118,21 @@ class Container:
                 idle_seconds=self.settings.admin_session_idle_seconds,
                 max_seconds=self.settings.admin_session_max_seconds,
             ),
+        )
+        self.fulfill_deps = FulfillDeps(
+            uow_factory=self.uow_factory,
+            clock=self.clock,
+            notifier=self.notifier,
+            mailer=self.mailer,
+            merchant_email=self.settings.merchant_email,
+            max_attempts=self.settings.fulfillment_attempts,
+        )
+        self.cancel_deps = CancelDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            clock=self.clock,
+            grace_seconds=self.settings.reconcile_grace_seconds,
         )
 
     async def close(self) -> None:
@@ -122,13 +156,27 @@ async def bootstrap(
     login_throttle: LoginThrottle | None = None,
     audit: AuditLog | None = None,
     admin_views: AdminViews | None = None,
+    work_queue: WorkQueue | None = None,
+    job_runner: Callable[[], JobRunner] | None = None,
+    payments: PaymentProvider | None = None,
+    notifier: MerchantNotifier | None = None,
+    mailer: Mailer | None = None,
 ) -> Container:
     """Build the container. `urls`: where the stores are (default: the configured URLs, else
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
     admin_ports = (admin_sessions, login_throttle, audit, admin_views)
-    if None in (uow_factory, gate, journal, admin_users, probe, *admin_ports):
+    if None in (
+        uow_factory,
+        gate,
+        journal,
+        admin_users,
+        probe,
+        work_queue,
+        job_runner,
+        *admin_ports,
+    ):
         urls = urls or _resolve(settings)
         stores = _connect(settings, urls, closers)
         if gate is None:
@@ -142,8 +190,19 @@ async def bootstrap(
         login_throttle = login_throttle or _login_throttle(settings, stores.redis)
         audit = audit or PostgresAuditLog(stores.engine)
         admin_views = admin_views or PostgresAdminViews(stores.engine)
+        queue_settings = _queue_settings(settings, urls.redis_url)
+        if work_queue is None:
+            bull_queue = BullWorkQueue(queue_settings)
+            closers.append(bull_queue.close)
+            work_queue = bull_queue
+        if job_runner is None:
+            job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    assert work_queue and job_runner
     assert admin_sessions and login_throttle and audit and admin_views
+    payments = payments or _payments(settings, closers)
+    notifier = notifier or _notifier(settings, closers)
+    mailer = mailer or _mailer(settings)
     return Container(
         settings=settings,
         clock=clock or SystemClock(),
@@ -157,6 +216,11 @@ async def bootstrap(
         login_throttle=login_throttle,
         audit=audit,
         admin_views=admin_views,
+        work_queue=work_queue,
+        job_runner=job_runner,
+        payments=payments,
+        notifier=notifier,
+        mailer=mailer,
         stores=stores,
         _closers=closers,
     )
@@ -186,6 +250,56 @@ def _connect(settings: Settings, urls: StoreUrls, closers: list[Closer]) -> Stor
     closers.append(engine.dispose)  # closed last: the others may still need them
     closers.append(redis.aclose)
     return StoreClients(engine, redis)
+
+
+def _payments(settings: Settings, closers: list[Closer]) -> PaymentProvider | None:
+    if settings.stripe_secret_key is None:
+        return None
+    webhook_secret = settings.stripe_webhook_secret
+    payments = StripePayments(
+        secret_key=settings.stripe_secret_key.get_secret_value(),
+        webhook_secret=webhook_secret.get_secret_value() if webhook_secret else None,
+        api_base=settings.stripe_api_base,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+    closers.append(payments.close)
+    return payments
+
+
+def _notifier(settings: Settings, closers: list[Closer]) -> MerchantNotifier | None:
+    secret = settings.merchant_webhook_secret
+    if not settings.merchant_webhook_url or secret is None:
+        return None
+    notifier = StandardWebhookNotifier(
+        settings.merchant_webhook_url,
+        secret.get_secret_value(),
+        timeout_seconds=settings.notify_timeout_seconds,
+    )
+    closers.append(notifier.close)
+    return notifier
+
+
+def _mailer(settings: Settings) -> Mailer | None:
+    if not settings.smtp_url:
+        return None
+    return SmtpMailer(
+        settings.smtp_url, settings.smtp_from, timeout_seconds=settings.notify_timeout_seconds
+    )
+
+
+def _queue_settings(settings: Settings, redis_url: str) -> QueueSettings:
+    return QueueSettings(
+        redis_url=redis_url,
+        prefix=settings.redis_prefix,
+        attempts=settings.fulfillment_attempts,
+        backoff_seconds=settings.retry_backoff_seconds,
+        backoff_max_seconds=settings.retry_backoff_max_seconds,
+        lock_seconds=settings.job_lock_seconds,
+        stalled_check_seconds=max(0.5, settings.job_lock_seconds / 2),
+        concurrency=settings.job_concurrency,
+        keep_failed_seconds=settings.keep_failed_jobs_seconds,
+    )
 
 
 def redis_client(url: str, *, max_connections: int = 64) -> Redis:

@@ -141,6 +141,56 @@ class Settings(BaseSettings):
         default=None, description="Signs merchant notifications."
     )
     smtp_url: str | None = Field(default=None, description="Optional SMTP server for email.")
+    # --- fulfillment and workers (issue 20): the job queue, retries, notifications, schedules
+    merchant_email: str | None = Field(
+        default=None, description="Receives order emails when STOCKGATE_SMTP_URL is set."
+    )
+    smtp_from: str = Field(default="stockgate@localhost", description="Sender of order emails.")
+    notify_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one merchant webhook or email delivery."
+    )
+    fulfillment_attempts: int = Field(
+        default=6,
+        ge=1,
+        le=50,
+        description="Fulfillment attempts before an order becomes fulfillment_failed.",
+    )
+    retry_backoff_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="First retry delay of a job; doubles each attempt (half of it random).",
+    )
+    retry_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="Longest delay between two attempts of a job."
+    )
+    job_lock_seconds: float = Field(
+        default=5.0,
+        ge=1,
+        le=600,
+        description="A job's lock; a killed worker's job runs again within about this long.",
+    )
+    job_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Jobs one worker process runs at once per queue."
+    )
+    requeue_interval_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How often maintenance re-asks for paid, unfulfilled orders.",
+    )
+    requeue_after_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Age of a paid, unfulfilled order's payment before maintenance re-asks.",
+    )
+    queue_depth_interval_seconds: float = Field(
+        default=10.0, gt=0, description="How often maintenance reports queue depth."
+    )
+    purge_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often maintenance purges old finished jobs."
+    )
+    keep_failed_jobs_seconds: float = Field(
+        default=7 * 86_400.0, gt=0, description="How long failed jobs are kept for operators."
+    )
     rate_limit_enabled: bool = Field(
         default=True,
         description="Per-client limits on customer creation and holds (load tests turn it off).",

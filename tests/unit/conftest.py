@@ -22,10 +22,12 @@ from tests.fakes import (
     FakeClock,
     FakeDatabase,
     FakeGate,
+    FakeJobRunner,
     FakeJournal,
     FakeLoginThrottle,
     FakeProbe,
     FakeUnitOfWorkFactory,
+    FakeWorkQueue,
 )
 
 
@@ -93,6 +95,8 @@ async def make_world(**settings: object) -> World:
         login_throttle=FakeLoginThrottle(),
         audit=FakeAuditLog(),
         admin_views=FakeAdminViews(db),
+        work_queue=FakeWorkQueue(),
+        job_runner=FakeJobRunner,
     )
     return World(container, clock, db, gate, journal, uow_factory)
 

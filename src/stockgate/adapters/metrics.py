@@ -40,3 +40,41 @@ GATE_BATCH = Histogram(
     "Gate script calls sent per Redis pipeline.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
 )
+
+# --------------------------------------------------------------------------- jobs, fulfillment
+JOBS = Counter(
+    "stockgate_jobs_total",
+    "Background jobs run, by queue, job and outcome (completed, retried, failed, canceled).",
+    ["queue", "job", "outcome"],
+)
+JOB_DURATION = Histogram(
+    "stockgate_job_duration_seconds",
+    "How long one run of a background job took, by queue and job.",
+    ["queue", "job"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+QUEUE_WAITING = Gauge("stockgate_queue_waiting", "Jobs waiting in a queue.", ["queue"])
+QUEUE_ACTIVE = Gauge("stockgate_queue_active", "Jobs running.", ["queue"])
+QUEUE_DELAYED = Gauge("stockgate_queue_delayed", "Jobs waiting for a retry or a delay.", ["queue"])
+QUEUE_FAILED = Gauge("stockgate_queue_failed", "Jobs that gave up (kept until purged).", ["queue"])
+QUEUE_OLDEST_WAITING = Gauge(
+    "stockgate_queue_oldest_waiting_seconds", "Age of the oldest waiting job.", ["queue"]
+)
+FULFILLMENT_LAG = Histogram(
+    "stockgate_fulfillment_lag_seconds",
+    "Time from an order's payment to its fulfillment.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+)
+FULFILLMENTS = Counter(
+    "stockgate_fulfillments_total",
+    "Fulfillment attempts by outcome (fulfilled, retry, failed, skipped).",
+    ["outcome"],
+)
+PERIODIC_RUNS = Counter(
+    "stockgate_periodic_runs_total", "Maintenance tasks run, by task.", ["task"]
+)
+
+
+def observe_job(queue: str, job: str, outcome: str, seconds: float) -> None:
+    JOBS.labels(queue, job, outcome).inc()
+    JOB_DURATION.labels(queue, job).observe(seconds)

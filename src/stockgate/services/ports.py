@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -429,6 +429,70 @@ class WorkQueue(Protocol):
     ) -> None: ...
 
     async def request_event_processing(self, event_id: str) -> None: ...
+
+    async def request_again(self, job: str, key: str, data: Mapping[str, Any]) -> bool:
+        """Ask again for work PostgreSQL says is still due (maintenance): a job that is waiting
+        or running is left alone, one that gave up is replaced. True when a job was added."""
+        ...
+
+    async def depths(self) -> list[QueueDepth]:
+        """How much work waits in each queue, and how old the oldest waiting job is."""
+        ...
+
+    async def purge_finished(self, older_than_seconds: float) -> int:
+        """Forget finished (completed or failed) jobs older than that; how many were removed."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    queue: str
+    waiting: int
+    active: int
+    delayed: int
+    failed: int
+    oldest_waiting_seconds: float  # 0 when nothing waits
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a job handler knows about the job it runs."""
+
+    name: str
+    job_id: str
+    attempt: int  # 1 for the first run
+    max_attempts: int
+
+    @property
+    def last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+
+JobHandle = Callable[[JobContext, Mapping[str, Any]], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A periodic job: run once per `every_seconds` however many workers serve its queue."""
+
+    name: str
+    queue: str
+    every_seconds: float
+
+
+class JobRunner(Protocol):
+    """Runs the jobs of some queues in this process (the worker side of WorkQueue)."""
+
+    async def start(
+        self, queues: Sequence[str], handle: JobHandle, schedules: Sequence[Schedule] = ()
+    ) -> None:
+        """Start taking jobs of `queues`; a job whose handler raises is retried with backoff
+        until its attempts run out. `schedules` are (re)declared, once per period each."""
+        ...
+
+    async def stop(self) -> None:
+        """Take no new job, let the running ones finish, and close."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ err = Console(stderr=True)
 
 
 class Role(StrEnum):
+    FULFILLMENT = "fulfillment"
     EXPIRY = "expiry"
     MAINTENANCE = "maintenance"
     ALL = "all"
@@ -122,7 +123,8 @@ def api() -> None:
 def worker(
     role: Annotated[Role, typer.Option(help="Which background work to do.")] = Role.ALL,
 ) -> None:
-    """Run background workers: expiry (stock back on time), maintenance (reconcile), or all."""
+    """Run background workers: fulfillment (paid orders, payment events), expiry (stock back
+    on time), maintenance (reconcile, re-ask for lost work, queue depth, purge), or all."""
     from stockgate.entrypoints.worker.main import run_worker
 
     raise typer.Exit(run_worker(production_settings(), role.value))
@@ -289,6 +291,12 @@ def bench(
             runs=runs,
         )
     )
+
+
+# Sub-commands in their own modules (they use the helpers above, so they come after them).
+from stockgate.entrypoints.cli.orders import orders_app  # noqa: E402
+
+app.add_typer(orders_app, name="orders")
 
 
 def main() -> None:

@@ -1,10 +1,14 @@
-"""`stockgate worker --role expiry|maintenance|all`: the background processes.
+"""`stockgate worker --role fulfillment|expiry|maintenance|all`: the background processes.
 
+fulfillment  takes jobs of the `fulfillment` and `payments` queues (bullmq): fulfills paid
+             orders, applies payment events. Registry of job names: worker/jobs.py.
 expiry       ends due reservations and gives their stock back (about every 0.2 s); a give-back
              that fails (Redis unreachable) is retried on the next rounds.
-maintenance  reconciles Redis with PostgreSQL and repairs drift (every 30 s by default).
-Several workers of each role may run at once: expiry claims rows with SKIP LOCKED and every
-repair is idempotent.
+maintenance  runs the periodic tasks of worker/jobs.py (reconcile, re-ask for paid orders,
+             queue depth, purge old jobs), each once per period however many workers run.
+Several workers of each role may run at once: expiry claims rows with SKIP LOCKED, jobs are
+locked by bullmq, and every repair is idempotent. SIGTERM: no new job is taken, the running
+ones finish, then the process exits 0.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from stockgate.adapters.logs import configure_logging
 from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings
 from stockgate.domain.errors import StoreUnavailable
+from stockgate.entrypoints.worker.jobs import dispatcher, schedules
 from stockgate.services.expire import ExpiryRound, PendingGiveBacks, expire_due
-from stockgate.services.reconcile import reconcile
+from stockgate.services.jobs import MAINTENANCE_QUEUE, ROLE_QUEUES
 
 log = structlog.get_logger(__name__)
 # For a round in progress to finish when asked to stop; below `stockgate up`'s 10 s before
@@ -51,19 +56,25 @@ async def _main(settings: Settings, role: str) -> None:
     loops: list[Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]] = []
     if role in ("expiry", "all"):
         loops.append(expiry_loop)
-    if role in ("maintenance", "all"):
-        loops.append(maintenance_loop)
-    log.info("worker.started", role=role)
+    queues = ROLE_QUEUES[role]
+    runner = container.job_runner()
+    if queues:
+        periodic = schedules(settings) if MAINTENANCE_QUEUE in queues else []
+        await runner.start(queues, dispatcher(container), periodic)
+    log.info("worker.started", role=role, queues=list(queues))
     tasks = [loop.create_task(run(container, stop), name=run.__name__) for run in loops]
     await stop.wait()
     log.info("worker.stopping", role=role)
     # The loops see `stop` and end after their round: cancelling an expiry round between its
     # commit and its give-back would leave the units to the reconciler. Only a hung one is cut.
-    _, hung = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+    # Jobs: the runner takes no new one and waits for the running ones (their lock would
+    # otherwise make the next worker wait for it to run out).
+    stopping = [loop.create_task(runner.stop(), name="jobs"), *tasks]
+    _, hung = await asyncio.wait(stopping, timeout=SHUTDOWN_GRACE_SECONDS)
     for task in hung:
         log.warning("worker.round_cut_at_shutdown", task=task.get_name())
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*stopping, return_exceptions=True)
     await container.close()
     log.info("worker.stopped", role=role)
 
@@ -114,38 +125,6 @@ def _report(done: ExpiryRound) -> None:
     if done.dropped:
         metrics.EXPIRY_GIVE_BACK_DROPPED.inc(done.dropped)
         log.warning("expiry.give_back_dropped", count=done.dropped, left_to="reconciler")
-
-
-async def maintenance_loop(container: Container, stop: asyncio.Event) -> None:
-    settings = container.settings
-    while not stop.is_set():
-        try:
-            report = await reconcile(
-                uow_factory=container.uow_factory,
-                gate=container.gate,
-                clock=container.clock,
-                grace_seconds=settings.reconcile_grace_seconds,
-                fix=True,
-            )
-        except StoreUnavailable as exc:
-            log.warning("reconcile.store_unavailable", store=exc.store)
-        except Exception:  # keep reconciling on the next round
-            log.exception("reconcile.unexpected_error")
-        else:
-            metrics.RECONCILE_DRIFT_FOUND.inc(report.drift_found)
-            metrics.RECONCILE_DRIFT_FIXED.inc(report.drift_fixed)
-            for product in report.products:
-                if product.error:
-                    log.error(
-                        "reconcile.product_failed",
-                        product_id=product.product_id,
-                        error=product.error,
-                    )
-                if product.fixes:
-                    log.warning(
-                        "reconcile.fixed", product_id=product.product_id, fixes=product.fixes
-                    )
-        await _sleep(stop, settings.reconcile_interval_seconds)
 
 
 async def _sleep(stop: asyncio.Event, seconds: float) -> None:

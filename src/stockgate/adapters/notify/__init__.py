@@ -1,0 +1,1 @@
+"""Merchant notifications: Standard Webhooks over HTTP, and email over SMTP."""
