@@ -3,6 +3,8 @@ overview rise, replay a webhook event. Screenshots go to test-artifacts/admin/."
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import secrets
 import time
@@ -12,16 +14,24 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import stripe
 from playwright.async_api import Browser, Page, async_playwright, expect
 
+from stockgate.adapters.embedded.fake_stripe import SECRET_KEY, FakeStripe
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
+from stockgate.domain.order import Order
+from stockgate.domain.product import Product
+from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
 from stockgate.services.admins import create_admin
 from stockgate.services.ports import PaymentEvent
+from stockgate.services.reconcile import reconcile_product
+from stockgate.services.reserve import reserve
 from tests.conftest import MakeProduct, clients
 from tests.e2e.api_process import running_api
 from tests.e2e.browser import CHROMIUM, CHROMIUM_FLAGS, artifacts_dir
 from tests.e2e.conftest import env_for
+from tests.fake_stripe_server import WebhookReceiver, confirm_intent, payments_for
 
 PASSWORD = "correct horse battery"
 
@@ -32,8 +42,25 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def admin_api(module_settings: Settings) -> Iterator[str]:
-    with running_api(env_for(module_settings)) as url:
+def merchant() -> Iterator[WebhookReceiver]:
+    """The merchant's endpoint for order notifications; tests make it fail or succeed."""
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def admin_api(
+    module_settings: Settings, fake_stripe: FakeStripe, merchant: WebhookReceiver
+) -> Iterator[str]:
+    env = env_for(
+        module_settings,
+        STOCKGATE_STRIPE_SECRET_KEY=SECRET_KEY,
+        STOCKGATE_STRIPE_API_BASE=fake_stripe.api_base,
+        STOCKGATE_STRIPE_WEBHOOK_SECRET=fake_stripe.webhook_secret,
+        STOCKGATE_MERCHANT_WEBHOOK_URL=merchant.url,
+        STOCKGATE_MERCHANT_WEBHOOK_SECRET="whsec_" + base64.b64encode(b"m" * 24).decode(),
+    )
+    with running_api(env) as url:
         yield url
 
 
@@ -138,3 +165,125 @@ async def test_replay_a_webhook_event(page: Page, admin: str, module_container: 
         assert (await connection.execute(query, {"id": event_id})).scalar_one() is None
         actions = (await connection.execute(audit, {"a": admin, "t": event_id})).scalars().all()
     assert actions == ["webhook.replay"]
+
+
+async def failed_paid_order(
+    container: Container, product: Product, fake: FakeStripe, quantity: int = 2
+) -> Order:
+    """A paid order whose fulfillment gave up: held, paid on the fake Stripe, sold (ledger and
+    gate), then marked fulfillment_failed, as the payment and fulfillment workers leave it."""
+    request = ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, quantity),))
+    reservation = await reserve(request, container.reserve_deps)
+    now = container.clock.now()
+    order = Order.for_reservation(reservation, [product], now=now)
+    payments = payments_for(fake)
+    try:
+        intent = await payments.create_intent(
+            order_id=order.id,
+            amount_cents=order.amount_cents,
+            currency=order.currency,
+            customer_id=order.customer_id,
+        )
+        assert (await confirm_intent(fake, intent.id))["status"] == "succeeded"
+    finally:
+        await payments.close()
+    async with container.uow_factory() as uow:
+        converted, entries = reservation.convert()
+        await uow.reservations.move(converted, was=ReservationStatus.ACTIVE)
+        await uow.ledger.add(entries)
+        order = order.with_intent(intent.id, None).mark_paid(now=now)
+        order = order.mark_fulfillment_failed("merchant endpoint answered 500")
+        await uow.orders.add(order)
+        await uow.commit()
+    # The sale leaves the gate as the conversion does: the hold ends, the units stay taken.
+    await container.gate.give_back(reservation)
+    await reconcile_product(
+        product.id,
+        uow_factory=container.uow_factory,
+        gate=container.gate,
+        clock=container.clock,
+        grace_seconds=30,
+        fix=True,
+    )
+    return order
+
+
+async def open_failed_order(page: Page, order: Order) -> None:
+    await page.get_by_role("link", name="Failed fulfillment").click()
+    await page.get_by_role("link", name=str(order.id)).click()
+    await expect(page.locator("#order-status")).to_have_text("fulfillment_failed")
+
+
+async def test_retry_a_failed_fulfillment(
+    page: Page,
+    admin: str,
+    new_product: MakeProduct,
+    module_container: Container,
+    fake_stripe: FakeStripe,
+    merchant: WebhookReceiver,
+) -> None:
+    product = await new_product(stock=10)
+    order = await failed_paid_order(module_container, product, fake_stripe)
+    await log_in(page, admin)
+    await open_failed_order(page, order)
+    await page.screenshot(path=shot("08-failed-order"))
+
+    merchant.status = 500  # still down: the retry fails and says so
+    await page.get_by_role("button", name="Retry fulfillment").click()
+    await expect(page.get_by_role("status")).to_contain_text("failed again")
+    await expect(page.locator("#order-status")).to_have_text("fulfillment_failed")
+
+    merchant.status = 200
+    await page.get_by_role("button", name="Retry fulfillment").click()
+    await expect(page.get_by_role("status")).to_contain_text("fulfilled")
+    await expect(page.locator("#order-status")).to_have_text("fulfilled")
+    await page.screenshot(path=shot("09-order-fulfilled"))
+    delivery = await merchant.wait_for(lambda body: str(order.id) in json.dumps(body))
+    assert delivery.headers.get("webhook-signature")
+
+    audit = sa.text("SELECT after FROM audit_log WHERE actor = :a AND action = 'order.retry'")
+    async with clients(module_container).engine.connect() as connection:
+        rows = (await connection.execute(audit, {"a": admin})).scalars().all()
+    assert [row.get("status", "error") for row in rows] == ["error", "fulfilled"]
+
+
+async def test_cancel_with_refund_returns_the_money_and_the_stock(
+    page: Page,
+    admin: str,
+    new_product: MakeProduct,
+    module_container: Container,
+    fake_stripe: FakeStripe,
+) -> None:
+    product = await new_product(stock=10)
+    order = await failed_paid_order(module_container, product, fake_stripe, quantity=3)
+    gate = module_container.gate
+    assert (await gate.available([product.id]))[product.id] == 7
+    await log_in(page, admin)
+    await open_failed_order(page, order)
+
+    await page.get_by_role("button", name="Cancel with refund…").click()
+    await expect(page.get_by_text("refund the whole payment")).to_be_visible()
+    await page.screenshot(path=shot("10-cancel-confirm"))
+    await page.get_by_role("button", name="Yes, do it").click()
+    await expect(page.get_by_role("status")).to_contain_text("refunded")
+    await expect(page.locator("#order-status")).to_have_text("refunded")
+    await expect(page.get_by_role("cell", name="refund_returned")).to_be_visible()
+    await page.screenshot(path=shot("11-order-refunded"))
+
+    # The money: one refund of the whole payment on the fake Stripe server.
+    client = stripe.StripeClient(SECRET_KEY, base_addresses={"api": fake_stripe.api_base})
+    assert order.payment_intent_id is not None
+    refunds = await client.v1.refunds.list_async({"payment_intent": order.payment_intent_id})
+    assert [r.amount for r in refunds.data] == [order.amount_cents]
+    # The stock: back on sale in the gate, and written down in the ledger.
+    assert (await gate.available([product.id]))[product.id] == 10
+    ledger = sa.text(
+        "SELECT kind, quantity FROM stock_ledger WHERE reservation_id = :r ORDER BY id"
+    )
+    async with clients(module_container).engine.connect() as connection:
+        rows = (await connection.execute(ledger, {"r": order.reservation_id})).all()
+    assert [(r.kind, r.quantity) for r in rows] == [
+        ("held", 3),
+        ("sold", 3),
+        ("refund_returned", 3),
+    ]

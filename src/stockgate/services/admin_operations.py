@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from stockgate.domain.errors import NotFound
+import uuid
+from typing import Any
+
+from stockgate.domain.errors import NotFound, NotificationFailed
+from stockgate.domain.order import Order
+from stockgate.services.cancel import CancelDeps, cancel_with_refund
+from stockgate.services.fulfill import FulfillDeps, retry_fulfillment
+from stockgate.services.order_admin import order_details
 from stockgate.services.ports import AuditLog, Clock, StockGate, UnitOfWorkFactory
 from stockgate.services.reconcile import ReconcileReport, reconcile
 
@@ -50,3 +57,54 @@ async def replay_webhook(
         event_id,
         before={"processed_at": str(before.processed_at), "outcome": before.outcome},
     )
+
+
+def order_record(order: Order) -> dict[str, Any]:
+    return {
+        "status": order.status.value,
+        "fulfillment_attempts": order.fulfillment_attempts,
+        "failure_reason": order.failure_reason,
+    }
+
+
+async def retry_order(
+    actor: str, order_id: uuid.UUID, *, deps: FulfillDeps, audit: AuditLog
+) -> Order:
+    """Fulfill a failed order again, now (services/fulfill.py); NotificationFailed when this
+    try fails too, which is written down as well."""
+    before = await order_details(deps.uow_factory, order_id)
+    try:
+        after = await retry_fulfillment(order_id, deps)
+    except NotificationFailed as exc:
+        await audit.add(
+            actor,
+            "order.retry",
+            str(order_id),
+            before=order_record(before.order),
+            after={"error": exc.detail},
+        )
+        raise
+    await audit.add(
+        actor,
+        "order.retry",
+        str(order_id),
+        before=order_record(before.order),
+        after=order_record(after),
+    )
+    return after
+
+
+async def cancel_order(
+    actor: str, order_id: uuid.UUID, *, deps: CancelDeps, audit: AuditLog
+) -> Order:
+    """Refund a paid order and put its units back on sale (services/cancel.py)."""
+    before = await order_details(deps.uow_factory, order_id)
+    after = await cancel_with_refund(order_id, deps)
+    await audit.add(
+        actor,
+        "order.cancel_with_refund",
+        str(order_id),
+        before=order_record(before.order),
+        after=order_record(after),
+    )
+    return after

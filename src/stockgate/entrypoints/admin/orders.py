@@ -5,13 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, post
+from litestar.response import Redirect
 
-from stockgate.domain.errors import NotFound
+from stockgate.domain.errors import NotificationFailed
 from stockgate.domain.order import OrderStatus
-from stockgate.entrypoints.admin.forms import parse_uuid
+from stockgate.entrypoints.admin.forms import Form, parse_uuid
 from stockgate.entrypoints.admin.paging import PAGE_SIZE, cursor, parse_uuid_cursor
 from stockgate.entrypoints.admin.web import render, session_of, state_of
+from stockgate.services.admin_operations import cancel_order, retry_order
+from stockgate.services.order_admin import order_details
 
 
 @get("/orders", include_in_schema=False)
@@ -52,11 +55,8 @@ async def orders_page(request: Request[Any, Any, Any]) -> Response[str]:
 @get("/orders/{order_id:uuid}", include_in_schema=False)
 async def order_page(request: Request[Any, Any, Any], order_id: uuid.UUID) -> Response[str]:
     container = state_of(request).container
-    async with container.uow_factory() as uow:
-        order = await uow.orders.get(order_id)
-        history = await uow.orders.history(order_id) if order is not None else []
-    if order is None:
-        raise NotFound(f"no order {order_id}")
+    details = await order_details(container.uow_factory, order_id)
+    order, history = details.order, details.history
     ledger = await container.admin_views.ledger_for(order.reservation_id)
     events = []
     if order.payment_intent_id:
@@ -75,7 +75,54 @@ async def order_page(request: Request[Any, Any, Any], order_id: uuid.UUID) -> Re
         ledger=ledger,
         events=events,
         failed=order.status == OrderStatus.FULFILLMENT_FAILED,
+        notice=NOTICES.get(request.query_params.get("done") or ""),
     )
 
 
-ORDER_ROUTES = [orders_page, order_page]
+@post("/orders/{order_id:uuid}/retry", include_in_schema=False, status_code=303)
+async def retry(request: Request[Any, Any, Any], order_id: uuid.UUID) -> Response[Any]:
+    container = state_of(request).container
+    try:
+        await retry_order(
+            session_of(request).username,
+            order_id,
+            deps=container.fulfill_deps,
+            audit=container.audit,
+        )
+    except NotificationFailed:
+        return Redirect(f"/admin/orders/{order_id}?done=retry_failed", status_code=303)
+    return Redirect(f"/admin/orders/{order_id}?done=retried", status_code=303)
+
+
+@post("/orders/{order_id:uuid}/cancel", include_in_schema=False, status_code=303)
+async def cancel(request: Request[Any, Any, Any], order_id: uuid.UUID) -> Response[Any]:
+    form = Form.of(await request.form())
+    if form.values.get("confirm") != "yes":
+        return render(
+            "confirm.html",
+            200,
+            session=session_of(request),
+            page="orders",
+            action=f"/admin/orders/{order_id}/cancel",
+            question=(
+                f"Cancel order {order_id}, refund the whole payment to the buyer and put its "
+                "units back on sale?"
+            ),
+            fields={},
+            back=f"/admin/orders/{order_id}",
+        )
+    container = state_of(request).container
+    await cancel_order(
+        session_of(request).username, order_id, deps=container.cancel_deps, audit=container.audit
+    )
+    return Redirect(f"/admin/orders/{order_id}?done=canceled", status_code=303)
+
+
+NOTICES = {
+    "retried": "Fulfillment retried: the order is fulfilled.",
+    "retry_failed": "The retry failed again; the order stays in fulfillment_failed (see history).",
+    "canceled": "Canceled: the payment was refunded and the units are back on sale.",
+}
+
+
+ORDER_ROUTES = [orders_page, order_page, retry, cancel]

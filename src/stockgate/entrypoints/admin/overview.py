@@ -5,9 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import structlog
 from litestar import Request, Response, get
 
 from stockgate.entrypoints.admin.web import render, session_of, state_of
+from stockgate.services.ports import QueueDepth
+
+log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 2
 
@@ -21,20 +25,20 @@ async def _context(request: Request[Any, Any, Any]) -> dict[str, Any]:
         "rows": [(a, gate.get(a.product.id)) for a in activity],
         "holds_per_minute": sum(a.holds_last_minute for a in activity),
         "paid_per_minute": sum(a.paid_last_minute for a in activity),
-        "queue": await _queue_depth(request),
+        "queues": await _queue_depths(request),
         "now": now,
         "poll_seconds": POLL_SECONDS,
     }
 
 
-async def _queue_depth(request: Request[Any, Any, Any]) -> dict[str, int] | None:
-    """Jobs waiting per queue, when the container has a work queue that can tell."""
-    queue = getattr(state_of(request).container, "queue", None)
-    depth = getattr(queue, "depth", None)
-    if depth is None:
+async def _queue_depths(request: Request[Any, Any, Any]) -> list[QueueDepth] | None:
+    """Each queue's backlog; None when the queue's Redis cannot tell now (the rest of the
+    page still shows: an operator mid-sale needs the stock figures most)."""
+    try:
+        return await state_of(request).container.work_queue.depths()
+    except Exception:
+        log.warning("admin.queue_depths_failed", exc_info=True)
         return None
-    counts: dict[str, int] = await depth()
-    return counts
 
 
 @get("/", include_in_schema=False)
@@ -49,4 +53,11 @@ async def overview_live(request: Request[Any, Any, Any]) -> Response[str]:
     return render("overview_live.html", **(await _context(request)))
 
 
-OVERVIEW_ROUTES = [overview, overview_live]
+@get("/queues", include_in_schema=False)
+async def queues_page(request: Request[Any, Any, Any]) -> Response[str]:
+    """Queue health: what waits, runs, is delayed (retries) or failed, per queue."""
+    queues = await state_of(request).container.work_queue.depths()
+    return render("queues.html", session=session_of(request), page="queues", queues=queues)
+
+
+OVERVIEW_ROUTES = [overview, overview_live, queues_page]
