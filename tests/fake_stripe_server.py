@@ -33,8 +33,8 @@ import pytest
 import stripe
 
 from stockgate.adapters.embedded.fake_stripe import SECRET_KEY, FakeStripe
-from stockgate.adapters.embedded.valkey import free_port
 from stockgate.adapters.stripe import StripePayments
+from stockgate.supervisor import free_port
 
 # Test payment methods the fake knows by name (real Stripe's test mode knows them too).
 GOOD_CARD = "pm_card_visa"  # 4242 4242 4242 4242: the charge succeeds

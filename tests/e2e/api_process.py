@@ -1,25 +1,18 @@
-"""Start `stockgate api` as a real process for end-to-end tests."""
+"""Start `stockgate api` as a real process for end-to-end tests (through stockgate.supervisor)."""
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import sys
-import time
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
+from stockgate.supervisor import StartFailed, Supervisor, free_port, stockgate_command
 
 STOCKGATE = str(Path(sys.executable).with_name("stockgate"))
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+__all__ = ["STOCKGATE", "free_port", "running_api"]
 
 
 @contextmanager
@@ -33,31 +26,18 @@ def running_api(
     """The API's base URL while it runs; once stopped, what it wrote goes to `output`."""
     port = free_port()
     env = {**env, "STOCKGATE_HTTP_PORT": str(port), "STOCKGATE_LOG_LEVEL": log_level}
-    process = subprocess.Popen(
-        [STOCKGATE, "api"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if process.poll() is not None:
-                early = process.stdout.read().decode() if process.stdout else ""
-                raise RuntimeError(f"stockgate api exited early:\n{early}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("stockgate api did not become healthy")
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
+    with tempfile.TemporaryDirectory(prefix="stockgate-api-") as logs:
+        log = Path(logs) / "api.log"
+        children = Supervisor()
+        api = children.start("api", stockgate_command("api"), env=env, log=log)
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if output is not None and process.stdout:
-            output.append(process.stdout.read().decode())
+            try:
+                children.wait_healthy(f"{base}/healthz", timeout=timeout)
+            except StartFailed as exc:
+                raise RuntimeError(f"stockgate api: {exc}:\n{api.output()}") from exc
+            yield base
+        finally:
+            children.stop()
+            if output is not None:
+                output.append(log.read_text(errors="replace"))

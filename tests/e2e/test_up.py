@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 
+from stockgate import supervisor
 from tests.e2e.api_process import STOCKGATE
 
 pytestmark = pytest.mark.slow
@@ -33,9 +34,8 @@ STOP_SECONDS = 20
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET6 if socket.has_ipv6 else socket.AF_INET) as probe:
-        probe.bind(("::" if socket.has_ipv6 else "0.0.0.0", 0))
-        return int(probe.getsockname()[1])
+    """Free on every interface: the fake Stripe listens on all of them."""
+    return supervisor.free_port("::" if socket.has_ipv6 else "0.0.0.0")
 
 
 @pytest.fixture

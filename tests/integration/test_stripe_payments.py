@@ -13,7 +13,6 @@ import pytest
 import stripe
 
 from stockgate.adapters.embedded.fake_stripe import SECRET_KEY, FakeStripe
-from stockgate.adapters.embedded.valkey import free_port
 from stockgate.adapters.stripe import StripePayments
 from stockgate.adapters.stripe.payments import intent_idempotency_key
 from stockgate.domain.errors import (
@@ -23,6 +22,7 @@ from stockgate.domain.errors import (
     PaymentStateConflict,
 )
 from stockgate.services.ports import PaymentIntent
+from stockgate.supervisor import free_port
 from tests.fake_stripe_server import (
     DECLINED_CARD,
     WebhookReceiver,

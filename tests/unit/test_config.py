@@ -17,7 +17,7 @@ from stockgate.config import (
     load_settings,
     weak_secret_key,
 )
-from stockgate.entrypoints.cli.up import secret_key as up_secret_key
+from stockgate.entrypoints.cli.up.environment import secret_key as up_secret_key
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,8 @@ from stockgate.adapters.embedded import postgres, valkey
 from stockgate.adapters.embedded.stores import embedded_stores, resolve
 from stockgate.config import Settings
 from stockgate.domain.errors import EmbeddedStoreNotRunning
-from stockgate.entrypoints.cli.up import busy_port, port_free
+from stockgate.entrypoints.cli.up import busy_port
+from stockgate.supervisor import port_free
 
 
 def test_configured_urls_win_and_start_nothing(tmp_path: Path) -> None:

