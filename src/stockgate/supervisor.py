@@ -43,7 +43,7 @@ class StartFailed(RuntimeError):
 
 def stockgate_command(*args: str) -> list[str]:
     """`stockgate ARGS...` run by this interpreter (no reliance on PATH or the venv's script)."""
-    return [sys.executable, "-m", "stockgate.entrypoints.cli.main", *args]
+    return [sys.executable, "-m", "stockgate", *args]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
