@@ -165,6 +165,13 @@ async def test_replay_a_webhook_event(page: Page, admin: str, module_container: 
         assert (await connection.execute(query, {"id": event_id})).scalar_one() is None
         actions = (await connection.execute(audit, {"a": admin, "t": event_id})).scalars().all()
     assert actions == ["webhook.replay"]
+    # Replay asked a payments worker to apply it now (none runs here: the job waits).
+    depths = {d.queue: d for d in await module_container.work_queue.depths()}
+    assert depths["payments"].waiting + depths["payments"].delayed >= 1
+
+    await page.get_by_role("link", name="Queues").click()
+    await expect(page.locator('tr[data-queue="payments"]')).to_be_visible()
+    await page.screenshot(path=shot("07b-queues"))
 
 
 async def failed_paid_order(

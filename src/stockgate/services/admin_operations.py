@@ -10,7 +10,7 @@ from stockgate.domain.order import Order
 from stockgate.services.cancel import CancelDeps, cancel_with_refund
 from stockgate.services.fulfill import FulfillDeps, retry_fulfillment
 from stockgate.services.order_admin import order_details
-from stockgate.services.ports import AuditLog, Clock, StockGate, UnitOfWorkFactory
+from stockgate.services.ports import AuditLog, Clock, StockGate, UnitOfWorkFactory, WorkQueue
 from stockgate.services.reconcile import ReconcileReport, reconcile
 
 
@@ -42,15 +42,22 @@ async def reconcile_as(
 
 
 async def replay_webhook(
-    actor: str, event_id: str, *, uow_factory: UnitOfWorkFactory, audit: AuditLog
+    actor: str,
+    event_id: str,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    queue: WorkQueue,
+    audit: AuditLog,
 ) -> None:
-    """Mark a stored event for applying again; the inbox sweeper applies it (I5: applying is
-    idempotent, so a replay of an applied event changes nothing that was right)."""
+    """Mark a stored event for applying again and ask a worker to apply it now (reopen, then
+    request processing); if the request is lost, the inbox sweeper finds the reopened row.
+    Applying is idempotent (I5), so replaying an applied event changes nothing that was right."""
     async with uow_factory() as uow:
         before = await uow.inbox.get(event_id)
         if before is None or not await uow.inbox.reopen(event_id):
             raise NotFound(f"no webhook event {event_id}")
         await uow.commit()
+    await queue.request_event_processing(event_id)
     await audit.add(
         actor,
         "webhook.replay",

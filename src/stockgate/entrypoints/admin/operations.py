@@ -112,6 +112,7 @@ async def webhook_replay(request: Request[Any, Any, Any], event_id: str) -> Resp
         session_of(request).username,
         event_id,
         uow_factory=container.uow_factory,
+        queue=container.work_queue,
         audit=container.audit,
     )
     return Redirect(f"/admin/webhooks?notice=Replaying+{event_id}", status_code=303)
