@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install up test lint typecheck unit bench system-packages clean
 
-install: .venv/.installed
+install: .venv/.installed node_modules/.installed
 
 # The virtual environment comes from the lock file only (uv.lock), never from a resolve.
 .venv/.installed: pyproject.toml uv.lock
@@ -14,10 +14,23 @@ install: .venv/.installed
 	$(UV) sync --frozen
 	@touch $@
 
-# Debian packages the tests and benchmarks drive (the load generator, the browser).
+# The storefront's front-end packages (htmx, socket.io client), exactly as package-lock.json
+# pins them; served from node_modules under /static/vendor/, never committed.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || $(MAKE) system-packages
+	npm ci --no-audit --no-fund
+	@touch $@
+
+# Debian packages the tests and benchmarks drive: the load generator, Node.js/npm for the
+# storefront's packages, Chromium for the browser tests (Playwright cannot download one here).
+# One `apt-get update`, and only when something is missing.
+SYSTEM_COMMANDS := wrk npm chromium
 system-packages:
-	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wrk; }
-	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+	@missing=""; for c in $(SYSTEM_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  packages=$$(echo "$$missing" | sed 's/\bnpm\b/nodejs npm/'); \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$packages; \
+	fi
 
 up: install
 	.venv/bin/stockgate up --demo
@@ -42,4 +55,4 @@ bench: install system-packages
 	.venv/bin/stockgate bench reserve
 
 clean:
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .import_linter_cache
+	rm -rf .venv node_modules .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

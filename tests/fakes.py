@@ -29,7 +29,7 @@ from stockgate.domain.errors import (
 from stockgate.domain.ledger import LedgerEntry, LedgerKind, levels_from
 from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
-from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
     AdminSession,
@@ -428,6 +428,17 @@ class FakeReservations:
         self._db.data.reservations[reservation.id] = replace(
             current, status=reservation.status, expires_at=reservation.expires_at
         )
+
+    async def add_lines(self, reservation_id: uuid.UUID, lines: Sequence[ReservationLine]) -> None:
+        current = self._db.data.reservations[reservation_id]
+        self._db.data.reservations[reservation_id] = replace(
+            current, lines=current.lines + tuple(lines)
+        )
+
+    async def remove_line(self, reservation_id: uuid.UUID, product_id: int) -> None:
+        current = self._db.data.reservations[reservation_id]
+        left = tuple(li for li in current.lines if li.product_id != product_id)
+        self._db.data.reservations[reservation_id] = replace(current, lines=left)
 
 
 class FakeOrders:

@@ -1,11 +1,9 @@
-"""`python -m stockgate ARGS...` is `stockgate ARGS...` (the supervisor starts children so).
+"""`python -m stockgate`: the CLI, for children started with this interpreter.
 
-The CLI module is imported under its own name here, never run as `__main__`: run as
-`-m stockgate.entrypoints.cli.main` it would be imported a second time by the command modules
-that import it back (cli/orders.py), half-initialised, and fail.
+Running `stockgate.entrypoints.cli.main` itself with `-m` would load that module twice (as
+`__main__` and by name) and break the sub-command modules that import it back.
 """
 
 from stockgate.entrypoints.cli.main import main
 
-if __name__ == "__main__":
-    main()
+main()

@@ -217,6 +217,17 @@ class Settings(BaseSettings):
     admin_login_window_seconds: int = Field(
         default=900, ge=1, description="How long failed admin logins are counted (and the wait)."
     )
+    # --- storefront (the buyer's page at /)
+    storefront_vendor_dir: Path | None = Field(
+        default=None,
+        description="Where npm installed the page's front-end packages (htmx, socket.io"
+        " client); unset: node_modules of the project checkout.",
+    )
+    stripe_js_url: str | None = Field(
+        default=None,
+        description="Stripe.js the page loads; unset: the fake Stripe's stand-in when"
+        " STOCKGATE_STRIPE_API_BASE is set, else https://js.stripe.com/v3/.",
+    )
     log_level: str = Field(default="info", description="debug, info, warning or error.")
     log_format: LogFormat = Field(
         default=LogFormat.AUTO, description="auto (readable on a terminal), json or console."

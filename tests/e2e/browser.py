@@ -1,12 +1,18 @@
-"""Headless Debian Chromium through Playwright, and where screenshots go (artifacts)."""
+"""Headless Debian Chromium driven by Playwright (its own browser download is not available here),
+pages that record their console errors, and screenshots kept under test-artifacts/."""
 
 from __future__ import annotations
 
-import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from playwright.async_api import Browser, ConsoleMessage, Page, ViewportSize, async_playwright
+
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
+FLAGS = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -14,13 +20,50 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
-def artifacts_dir(topic: str) -> Path:
-    """STOCKGATE_TEST_ARTIFACTS/<topic> (default test-artifacts/ in the repository)."""
-    root = Path(
-        os.environ.get("STOCKGATE_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class Tab:
+    """A page (own browser context: own localStorage) and the errors its console showed."""
+
+    page: Page
+    errors: list[str] = field(default_factory=list)
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(exist_ok=True)
+        safe = re.sub(r"[^\w.-]", "_", name)
+        path = ARTIFACTS / f"{safe}.png"
+        await self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+async def open_tab(browser: Browser, url: str, *, phone: bool = False) -> Tab:
+    context = await browser.new_context(
+        viewport=PHONE if phone else DESKTOP,
+        is_mobile=phone,
+        has_touch=phone,
     )
-    path = root / topic
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    page = await context.new_page()
+    tab = Tab(page)
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            tab.errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: tab.errors.append(f"uncaught: {error}"))
+    await page.goto(url)
+    return tab

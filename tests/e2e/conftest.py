@@ -88,10 +88,12 @@ async def module_container(module_settings: Settings) -> AsyncIterator[Container
 
 @pytest.fixture
 def new_product(module_container: Container) -> MakeProduct:
-    async def make(stock: int = 100, limit: int | None = None) -> Product:
+    async def make(
+        stock: int = 100, limit: int | None = None, name: str = "E2E product"
+    ) -> Product:
         new = NewProduct(
             sku=f"E2E-{secrets.token_hex(4)}",
-            name="E2E product",
+            name=name,
             price_cents=1500,
             stock=stock,
             limit_per_customer=limit,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import stripe
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from stockgate.adapters.embedded.fake_stripe import SECRET_KEY, FakeStripe
 from stockgate.bootstrap import Container
@@ -29,7 +29,7 @@ from stockgate.services.reconcile import reconcile_product
 from stockgate.services.reserve import reserve
 from tests.conftest import MakeProduct, clients
 from tests.e2e.api_process import running_api
-from tests.e2e.browser import CHROMIUM, CHROMIUM_FLAGS, artifacts_dir
+from tests.e2e.browser import ARTIFACTS, CHROMIUM, chromium
 from tests.e2e.conftest import env_for
 from tests.fake_stripe_server import WebhookReceiver, confirm_intent, payments_for
 
@@ -66,12 +66,8 @@ def admin_api(
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -92,7 +88,8 @@ async def admin(module_container: Container) -> str:
 
 
 def shot(name: str) -> str:
-    return str(artifacts_dir("admin") / f"{name}.png")
+    (ARTIFACTS / "admin").mkdir(parents=True, exist_ok=True)
+    return str(ARTIFACTS / "admin" / f"{name}.png")
 
 
 async def log_in(page: Page, admin: str) -> None:

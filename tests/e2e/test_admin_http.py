@@ -86,7 +86,7 @@ async def test_login_sets_a_hardened_cookie_and_opens_the_dashboard(
         assert "Secure" not in cookie  # plain HTTP here; Secure when served over HTTPS
         page = await client.get("/admin")
         assert page.status_code == 200 and "Sale overview" in page.text
-        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert "default-src 'none'" in page.headers["content-security-policy"]
         assert page.headers["x-frame-options"] == "DENY"
 
 

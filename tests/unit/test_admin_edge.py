@@ -56,7 +56,7 @@ async def test_redis_down_shows_a_clear_page_not_a_traceback(
     assert page.status_code == 503
     assert page.headers["content-type"].startswith("text/html")
     assert "not answering" in page.text and "Traceback" not in page.text
-    assert "default-src 'self'" in page.headers["content-security-policy"]
+    assert "default-src 'none'" in page.headers["content-security-policy"]
     api = await down_client.get("/admin/products", headers={"Accept": "application/json"})
     assert api.status_code == 503 and api.json()["code"] == "unavailable"
 

@@ -119,6 +119,42 @@ class ReservationNotActive(Conflict):
     title = "Reservation is no longer active"
 
 
+class ReservationExpired(ReservationNotActive):
+    """Its hold ran out (or is about to be ended by the expiry worker): nothing can change it."""
+
+    code = "reservation_expired"
+    title = "Reservation expired"
+
+
+class ReservationInCheckout(ReservationNotActive):
+    """Checkout started: its order fixes what is paid, so its lines can no longer change."""
+
+    code = "reservation_in_checkout"
+    title = "Reservation is in checkout"
+
+
+class AlreadyInCart(Conflict):
+    """The reservation holds this product already; remove the line and add it again."""
+
+    code = "already_in_cart"
+    title = "Product already in the reservation"
+
+    def __init__(self, product_id: int) -> None:
+        super().__init__(
+            f"product {product_id} is in this reservation already; remove it to change the "
+            "quantity",
+            product_id=product_id,
+        )
+
+
+class ItemNotInReservation(NotFound):
+    code = "item_not_found"
+    title = "No such item in the reservation"
+
+    def __init__(self, product_id: int) -> None:
+        super().__init__(f"product {product_id} is not in this reservation", product_id=product_id)
+
+
 class StoreUnavailable(StockgateError):
     """A backing store (PostgreSQL or Redis) failed; nothing was taken."""
 

@@ -10,7 +10,13 @@ from enum import StrEnum
 
 from uuid_utils.compat import uuid7
 
-from stockgate.domain.errors import InvalidInput, ReservationNotActive
+from stockgate.domain.errors import (
+    AlreadyInCart,
+    InvalidInput,
+    ItemNotInReservation,
+    ReservationExpired,
+    ReservationNotActive,
+)
 from stockgate.domain.ledger import LedgerEntry, LedgerKind
 
 # Request limits, defined here only: the HTTP schema and the settings refer to these.
@@ -125,6 +131,46 @@ class Reservation:
         if self.status is not ReservationStatus.ACTIVE:
             raise ReservationNotActive(f"reservation {self.id} is {self.status}")
         return replace(self, expires_at=max(self.expires_at, expires_at))
+
+    def add_lines(
+        self, lines: Sequence[ReservationLine], *, now: datetime, max_quantity: int
+    ) -> tuple[Reservation, list[LedgerEntry]]:
+        """The cart grows: new products only (a product already held is AlreadyInCart: its
+        gate hold is one record per reservation and product). The expiry stays as it was."""
+        self.check_changeable(now)
+        check_lines(lines, max_quantity=max_quantity)
+        held = {line.product_id for line in self.lines}
+        for line in lines:
+            if line.product_id in held:
+                raise AlreadyInCart(line.product_id)
+        if len(self.lines) + len(lines) > MAX_LINES:
+            raise InvalidInput(f"a reservation has at most {MAX_LINES} items")
+        grown = replace(self, lines=self.lines + tuple(lines))
+        return grown, [self._entry(LedgerKind.HELD, line) for line in lines]
+
+    def remove_line(
+        self, product_id: int, *, now: datetime
+    ) -> tuple[Reservation, ReservationLine, list[LedgerEntry]]:
+        """One line given back. Without lines a reservation holds nothing: removing the last
+        one releases it."""
+        self.check_changeable(now)
+        removed = next((line for line in self.lines if line.product_id == product_id), None)
+        if removed is None:
+            raise ItemNotInReservation(product_id)
+        left = tuple(line for line in self.lines if line.product_id != product_id)
+        status = ReservationStatus.ACTIVE if left else ReservationStatus.RELEASED
+        smaller = replace(self, lines=left, status=status)
+        return smaller, removed, [self._entry(LedgerKind.RELEASED, removed)]
+
+    def check_changeable(self, now: datetime) -> None:
+        if self.status is ReservationStatus.EXPIRED or (
+            self.status is ReservationStatus.ACTIVE and now >= self.expires_at
+        ):
+            raise ReservationExpired(f"reservation {self.id} expired at {self.expires_at}")
+        if self.status is not ReservationStatus.ACTIVE:
+            raise ReservationNotActive(
+                f"reservation {self.id} is {self.status}", reservation_status=self.status.value
+            )
 
     def _end(
         self, status: ReservationStatus, kind: LedgerKind

@@ -14,7 +14,7 @@ from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.ledger import LedgerEntry
 from stockgate.domain.order import Order, OrderStatus
 from stockgate.domain.product import NewProduct, Product
-from stockgate.domain.reservation import Reservation, ReservationStatus
+from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.domain.stock import StockLevels
 
 
@@ -152,6 +152,14 @@ class ReservationRepository(Protocol):
 
     async def end(self, reservations: Sequence[Reservation]) -> None:
         """Store the new status of reservations that just ended."""
+        ...
+
+    async def add_lines(self, reservation_id: uuid.UUID, lines: Sequence[ReservationLine]) -> None:
+        """The cart grows: store lines of products the reservation does not hold yet."""
+        ...
+
+    async def remove_line(self, reservation_id: uuid.UUID, product_id: int) -> None:
+        """The cart shrinks: forget one line (its ledger entry records that it was held)."""
         ...
 
     async def move(self, reservation: Reservation, *, was: ReservationStatus) -> None:

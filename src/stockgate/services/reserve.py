@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeGuard
 
@@ -19,6 +20,7 @@ from stockgate.domain.errors import (
 )
 from stockgate.domain.reservation import (
     Reservation,
+    ReservationLine,
     ReservationStatus,
     ReserveRequest,
     check_lines,
@@ -64,13 +66,9 @@ class ReserveDeps:
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     check_lines(request.lines, max_quantity=deps.max_quantity)
-    for line in request.lines:
-        # Sold-out fast path: no store is touched. The cache only ever refuses, so it can
-        # never cause an oversell; it clears when stock comes back.
-        if deps.gate.known_sold_out(line.product_id):
-            raise SoldOut(line.product_id, 0)
+    refuse_known_sold_out(request.lines, deps.gate)
     reservation = Reservation.new(request, now=deps.clock.now(), hold_seconds=deps.hold_seconds)
-    result = await _take(reservation, request, deps)
+    result = await take(reservation, request, deps)
     if result.status is TakeStatus.DUPLICATE:
         return await _original(request, result, deps)
     try:
@@ -87,7 +85,17 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     return reservation
 
 
-async def _take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
+def refuse_known_sold_out(lines: Sequence[ReservationLine], gate: StockGate) -> None:
+    for line in lines:
+        # Sold-out fast path: no store is touched. The cache only ever refuses, so it can
+        # never cause an oversell; it clears when stock comes back.
+        if gate.known_sold_out(line.product_id):
+            raise SoldOut(line.product_id, 0)
+
+
+async def take(reservation: Reservation, request: ReserveRequest, deps: ReserveDeps) -> TakeResult:
+    """Take every line of `reservation` in the gate, or raise why not (SoldOut,
+    LimitExceeded, UnknownProduct); loads products the gate does not know yet."""
     fingerprint = request.fingerprint()
     # Each NOT_LOADED answer names one product, so allow one load per line (a flushed
     # Redis leaves every product of a multi-line request unloaded), plus two spare rounds.
@@ -132,7 +140,7 @@ async def get_reservation(
 ) -> Reservation:
     async with uow_factory() as uow:
         reservation = await uow.reservations.get(reservation_id)
-    if not _visible(reservation, customer_id):
+    if not visible(reservation, customer_id):
         raise ReservationNotFound(reservation_id)  # I6: someone else's looks like nothing
     return reservation
 
@@ -162,7 +170,7 @@ async def _release_or_explain(
     active any more), or release it if it became visible meanwhile."""
     async with uow_factory() as uow:
         reservation = await uow.reservations.get_for_update(reservation_id)
-        if not _visible(reservation, customer_id):
+        if not visible(reservation, customer_id):
             raise ReservationNotFound(reservation_id)
         released, entries = reservation.release()  # raises unless active
         await uow.reservations.end([released])
@@ -171,7 +179,7 @@ async def _release_or_explain(
     return released
 
 
-def _visible(reservation: Reservation | None, customer_id: uuid.UUID) -> TypeGuard[Reservation]:
+def visible(reservation: Reservation | None, customer_id: uuid.UUID) -> TypeGuard[Reservation]:
     """Only its buyer sees a reservation, and nobody sees a void one (it never existed)."""
     return (
         reservation is not None

@@ -30,8 +30,10 @@ _WITH_LINES = (
 )
 _ANY_OF_IDS = sa.any_(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
 LOAD = _WITH_LINES.where(reservations.c.id == sa.bindparam("id"))
-# OF reservations: lock the reservation row (the lines are never updated).
-LOAD_FOR_UPDATE = LOAD.with_for_update(of=reservations)
+# Lock the reservation row alone, then LOAD in a new statement: a statement that waited for
+# the lock re-reads the locked row but joins lines from its old snapshot, so lines another
+# transaction added to the cart meanwhile would be missed (READ COMMITTED).
+LOCK = sa.select(reservations.c.id).where(reservations.c.id == sa.bindparam("id")).with_for_update()
 LOAD_MANY = _WITH_LINES.where(reservations.c.id == _ANY_OF_IDS)
 # Only an active reservation ends: a status already final is never overwritten.
 END = (
@@ -51,7 +53,8 @@ class PostgresReservations:
         return found[0] if found else None
 
     async def get_for_update(self, reservation_id: uuid.UUID) -> Reservation | None:
-        found = await self._load(LOAD_FOR_UPDATE, {"id": reservation_id})
+        await self._connection.execute(LOCK, {"id": reservation_id})
+        found = await self._load(LOAD, {"id": reservation_id})
         return found[0] if found else None
 
     async def claim_due(self, now: datetime, limit: int) -> list[Reservation]:
@@ -118,6 +121,26 @@ class PostgresReservations:
         )
         if moved.first() is None:
             raise ReservationNotActive(f"reservation {reservation.id} is no longer {was}")
+
+    async def add_lines(self, reservation_id: uuid.UUID, lines: Sequence[ReservationLine]) -> None:
+        await self._connection.execute(
+            reservation_lines.insert(),
+            [
+                {
+                    "reservation_id": reservation_id,
+                    "product_id": li.product_id,
+                    "quantity": li.quantity,
+                }
+                for li in lines
+            ],
+        )
+
+    async def remove_line(self, reservation_id: uuid.UUID, product_id: int) -> None:
+        await self._connection.execute(
+            reservation_lines.delete()
+            .where(reservation_lines.c.reservation_id == reservation_id)
+            .where(reservation_lines.c.product_id == product_id)
+        )
 
     async def _load(self, query: sa.Select[Any], params: dict[str, Any]) -> list[Reservation]:
         return reservations_from_rows((await self._connection.execute(query, params)).mappings())

@@ -21,6 +21,8 @@ from litestar.response import Redirect
 from stockgate.domain import errors
 from stockgate.entrypoints.http.problems import problem, status_of
 from stockgate.entrypoints.http.state import ApiState, api
+from stockgate.entrypoints.storefront.pages import security_headers as storefront_headers
+from stockgate.entrypoints.storefront.stripe_js import StripeJs
 from stockgate.services.admin_auth import check_csrf, current_session
 from stockgate.services.ports import AdminSession
 
@@ -33,18 +35,11 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 HERE = Path(__file__).parent
 
-# The storefront's policy: only our own scripts and styles, no framing, no inline script.
+# The storefront's headers and CSP (one definition), for a page that loads no Stripe.js:
+# only our own scripts and styles, no framing; and nothing of the dashboard kept in caches.
 SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
+    **storefront_headers(StripeJs(None, "", False, (), (), ())),
     "Cache-Control": "no-store",
-    "Cross-Origin-Opener-Policy": "same-origin",
 }
 
 templates = Environment(

@@ -22,6 +22,7 @@ from stockgate.entrypoints.http.request_context import RequestContext
 from stockgate.entrypoints.http.reservation_docs import describe_reservations
 from stockgate.entrypoints.http.routes import ROUTES
 from stockgate.entrypoints.http.state import ApiState
+from stockgate.entrypoints.storefront.pages import storefront_routes
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ def create_litestar(
             log.info("api.stopped")
 
     app = Litestar(
-        route_handlers=[*ROUTES, *admin_routers()],
+        route_handlers=[*ROUTES, *storefront_routes(settings), *admin_routers()],
         lifespan=[lifespan],
         middleware=[context.middleware],
         exception_handlers=HANDLERS,

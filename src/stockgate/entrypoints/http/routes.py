@@ -14,10 +14,12 @@ from stockgate.entrypoints.http.health import readiness
 from stockgate.entrypoints.http.schemas import (
     CustomerOut,
     ProductOut,
+    ReservationIn,
     ReservationOut,
+    decode_body,
 )
 from stockgate.entrypoints.http.state import api, client_address, customer_of
-from stockgate.services import catalog
+from stockgate.services import cart, catalog
 from stockgate.services.reserve import get_reservation, release
 
 
@@ -99,6 +101,47 @@ async def release_reservation(
     return ReservationOut.of(released)
 
 
+@post(
+    "/api/v1/reservations/{reservation_id:uuid}/items",
+    tags=["reservations"],
+    summary="Add products to an active reservation (the cart): all lines or none.",
+    description=(
+        "Same gate call and per-customer limits as a new reservation. 409 `already_in_cart` "
+        "for a product the reservation holds (remove the line, then add it again), "
+        "`reservation_expired`, `reservation_in_checkout` or `reservation_not_active` when it "
+        "can no longer change, `sold_out` / `limit_exceeded` as for a new reservation."
+    ),
+    status_code=200,
+)
+async def add_reservation_items(
+    request: Request[Any, Any, Any], reservation_id: uuid.UUID
+) -> ReservationOut:
+    state = api(request)
+    state.reservation_limiter.check(client_address(request))
+    customer_id = customer_of(request, state)
+    data = decode_body(await request.body(), ReservationIn)
+    grown = await cart.add_items(
+        reservation_id, customer_id, data.lines(), state.container.reserve_deps
+    )
+    return ReservationOut.of(grown)
+
+
+@delete(
+    "/api/v1/reservations/{reservation_id:uuid}/items/{product_id:int}",
+    tags=["reservations"],
+    summary="Give back one line of an active reservation; removing the last line releases it.",
+    status_code=200,
+)
+async def remove_reservation_item(
+    request: Request[Any, Any, Any], reservation_id: uuid.UUID, product_id: int
+) -> ReservationOut:
+    state = api(request)
+    smaller = await cart.remove_item(
+        reservation_id, customer_of(request, state), product_id, state.container.reserve_deps
+    )
+    return ReservationOut.of(smaller)
+
+
 ROUTES = [
     healthz,
     readyz,
@@ -109,4 +152,6 @@ ROUTES = [
     get_product,
     show_reservation,
     release_reservation,
+    add_reservation_items,
+    remove_reservation_item,
 ]
