@@ -102,11 +102,22 @@ async def log_in(page: Page, admin: str) -> None:
     await expect(page).to_have_url(re.compile(r"/admin/products$"))
 
 
-async def test_log_in_restock_and_see_the_live_overview_rise(
-    page: Page, admin: str, new_product: MakeProduct, module_container: Container
+async def test_log_in_restock_and_see_storefront_and_overview_stock_rise(
+    page: Page,
+    browser: Browser,
+    admin_api: str,
+    admin: str,
+    new_product: MakeProduct,
+    module_container: Container,
 ) -> None:
     product = await new_product(stock=7)
     await log_in(page, admin)
+
+    # A buyer's storefront, open before the restock (its own browser context: no admin cookie).
+    buyer = await (await browser.new_context(base_url=admin_api)).new_page()
+    await buyer.goto("/")
+    on_sale = buyer.locator(f'li[data-product-id="{product.id}"] .available')
+    await expect(on_sale).to_have_text("7")
 
     overview = await page.context.new_page()
     await overview.goto("/admin")
@@ -124,6 +135,10 @@ async def test_log_in_restock_and_see_the_live_overview_rise(
     # The overview page was not reloaded: its figures refresh on their own.
     await expect(available).to_have_text("12", timeout=10_000)
     await overview.screenshot(path=shot("04-overview-after"))
+    # The buyer's page was not reloaded either: live stock (Socket.IO, or its polling fallback).
+    await expect(on_sale).to_have_text("12", timeout=15_000)
+    await buyer.screenshot(path=shot("04b-storefront-after"))
+    await buyer.context.close()
     assert (await module_container.gate.available([product.id]))[product.id] == 12
 
 
