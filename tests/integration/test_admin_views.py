@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from stockgate.bootstrap import Container
 from stockgate.domain.order import Order, OrderLine, OrderStatus
+from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
+from stockgate.services.reserve import reserve
 from tests.conftest import MakeProduct
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -68,10 +70,39 @@ async def test_filter_by_status_and_search_by_order_or_customer(
     assert {row.id for row in theirs} == {o.id for o in made if o.customer_id == customer}
 
 
-async def test_activity_counts_each_product(
+async def test_activity_counts_held_sold_and_the_last_minute(
     container: Container, make_product: MakeProduct
 ) -> None:
-    product = await make_product(stock=9)
-    rows = await container.admin_views.activity(since=START)
-    (row,) = [r for r in rows if r.product.id == product.id]
-    assert (row.product.stock, row.held, row.sold, row.available) == (9, 0, 0, 9)
+    product = await make_product(stock=20)
+    other = await make_product(stock=5)
+    old = await reserve(
+        ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 1),)), container.reserve_deps
+    )
+    now = container.clock.now()
+    # The first hold counts as older than a minute: the window starts just after it.
+    since = datetime.fromtimestamp(uuid_time(old.id) + 0.001, UTC)
+    held = await reserve(
+        ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 3),)), container.reserve_deps
+    )
+    bought = await reserve(
+        ReserveRequest(uuid.uuid4(), (ReservationLine(product.id, 2),)), container.reserve_deps
+    )
+    order = Order.for_reservation(bought, [product], now=now)
+    async with container.uow_factory() as uow:
+        converted, entries = bought.convert()
+        await uow.reservations.move(converted, was=ReservationStatus.ACTIVE)
+        await uow.ledger.add(entries)
+        await uow.orders.add(order.with_intent("pi_test", None).mark_paid(now=now))
+        await uow.commit()
+
+    rows = {r.product.id: r for r in await container.admin_views.activity(since=since)}
+    mine = rows[product.id]
+    assert (mine.held, mine.sold, mine.available) == (1 + 3, 2, 20 - 4 - 2)
+    assert mine.holds_last_minute == 2  # `held` and `bought`, not the older one
+    assert mine.paid_last_minute == 1
+    assert held.id != old.id
+    assert (rows[other.id].held, rows[other.id].holds_last_minute) == (0, 0)
+
+
+def uuid_time(value: uuid.UUID) -> float:
+    return (value.int >> 80) / 1000

@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from stockgate.adapters.postgres.database import is_connection_error
@@ -17,23 +18,49 @@ from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.product import Product
 from stockgate.services.ports import LedgerRow, OrderSummary, ProductActivity, WebhookRow
 
+# One pass per figure for all products (GROUP BY), each on an index: held through the partial
+# index of active reservations; the last minute's holds and orders through their time-ordered
+# (UUIDv7) primary keys, so the cost follows the last minute's activity, not the sale's size.
+# Sold still sums every converted reservation (the truth); the page polls it every few seconds.
 ACTIVITY_SQL = sa.text(
     """
+    WITH held AS (
+      SELECT l.product_id, sum(l.quantity) AS units FROM reservations r
+        JOIN reservation_lines l ON l.reservation_id = r.id
+       WHERE r.status = 'active' GROUP BY l.product_id),
+    sold AS (
+      SELECT l.product_id, sum(l.quantity) AS units FROM reservations r
+        JOIN reservation_lines l ON l.reservation_id = r.id
+       WHERE r.status = 'converted' GROUP BY l.product_id),
+    recent AS (
+      SELECT product_id, count(*) AS n FROM reservation_lines
+       WHERE reservation_id >= :since_id GROUP BY product_id),
+    paid AS (
+      SELECT ol.product_id, count(*) AS n FROM orders o
+        JOIN order_lines ol ON ol.order_id = o.id
+       WHERE o.id >= :orders_since_id AND o.paid_at >= :since GROUP BY ol.product_id)
     SELECT p.id, p.sku, p.name, p.price_cents, p.currency, p.stock, p.limit_per_customer,
-      (SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
-         JOIN reservations r ON r.id = l.reservation_id
-        WHERE l.product_id = p.id AND r.status = 'active') AS held,
-      (SELECT coalesce(sum(l.quantity), 0) FROM reservation_lines l
-         JOIN reservations r ON r.id = l.reservation_id
-        WHERE l.product_id = p.id AND r.status = 'converted') AS sold,
-      (SELECT count(*) FROM reservation_lines l
-         JOIN reservations r ON r.id = l.reservation_id
-        WHERE l.product_id = p.id AND r.created_at >= :since) AS holds_last_minute,
-      (SELECT count(*) FROM order_lines ol JOIN orders o ON o.id = ol.order_id
-        WHERE ol.product_id = p.id AND o.paid_at >= :since) AS paid_last_minute
-    FROM products p ORDER BY p.id
+           coalesce(held.units, 0) AS held, coalesce(sold.units, 0) AS sold,
+           coalesce(recent.n, 0) AS holds_last_minute, coalesce(paid.n, 0) AS paid_last_minute
+      FROM products p
+      LEFT JOIN held ON held.product_id = p.id
+      LEFT JOIN sold ON sold.product_id = p.id
+      LEFT JOIN recent ON recent.product_id = p.id
+      LEFT JOIN paid ON paid.product_id = p.id
+     ORDER BY p.id
     """
+).bindparams(
+    sa.bindparam("since_id", type_=UUID(as_uuid=True)),
+    sa.bindparam("orders_since_id", type_=UUID(as_uuid=True)),
 )
+# An order is paid while its hold lasts (extended while the payment is in flight); orders
+# created this long before the window are not looked at for "paid in the last minute".
+PAID_LOOKBACK = timedelta(hours=2)
+
+
+def first_id_at(moment: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 made at or after `moment` (its 48 high bits are Unix milliseconds)."""
+    return uuid.UUID(int=int(moment.timestamp() * 1000) << 80)
 
 
 class PostgresAdminViews:
@@ -52,7 +79,16 @@ class PostgresAdminViews:
 
     async def activity(self, *, since: datetime) -> list[ProductActivity]:
         async with self._connect() as connection:
-            rows = (await connection.execute(ACTIVITY_SQL, {"since": since})).all()
+            rows = (
+                await connection.execute(
+                    ACTIVITY_SQL,
+                    {
+                        "since": since,
+                        "since_id": first_id_at(since),
+                        "orders_since_id": first_id_at(since - PAID_LOOKBACK),
+                    },
+                )
+            ).all()
         return [
             ProductActivity(
                 product=Product(
