@@ -222,6 +222,9 @@ async def test_every_action_writes_an_audit_row_with_before_and_after(
             data={"_csrf": token, "price_cents": "1999", "limit": "2"},
         )
         assert terms.status_code == 303, terms.text
+        report = await client.post("/admin/reconcile", data={"_csrf": token})
+        assert report.status_code == 200 and "reconcile-summary" in report.text
+        assert "Fixed" not in report.text
         confirm = await client.post("/admin/reconcile", data={"_csrf": token, "fix": "yes"})
         assert confirm.status_code == 200 and "Are you sure?" in confirm.text
         fixed = await client.post(
@@ -238,6 +241,7 @@ async def test_every_action_writes_an_audit_row_with_before_and_after(
         "product.create",
         "product.restock",
         "product.terms",
+        "reconcile.run",
         "reconcile.fix",
         "logout",
     ]

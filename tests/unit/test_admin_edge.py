@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 from litestar import Litestar
@@ -13,8 +14,8 @@ from stockgate.entrypoints.admin.routes import admin_routers
 from stockgate.entrypoints.http.problems import HANDLERS
 from stockgate.entrypoints.http.rate_limit import RateLimiter
 from stockgate.entrypoints.http.state import ApiState
-from stockgate.services.ports import AdminSession
-from tests.fakes import FakeAdminSessions
+from stockgate.services.ports import AdminSession, ProductActivity
+from tests.fakes import FakeAdminSessions, FakeAdminViews
 from tests.unit.conftest import World
 
 
@@ -74,3 +75,22 @@ async def test_static_files_carry_the_security_headers(world: World) -> None:
         script = await client.get("/admin/static/admin.js")
         assert script.status_code == 200 and "data-poll" in script.text
         assert script.headers["x-content-type-options"] == "nosniff"
+
+
+class DownViews(FakeAdminViews):
+    async def activity(self, *, since: datetime) -> list[ProductActivity]:
+        raise StoreUnavailable("postgres")
+
+
+async def test_postgres_down_for_a_logged_in_admin_is_a_clear_page(world: World) -> None:
+    now = world.clock.now().timestamp()
+    session = AdminSession("live-session", 1, "ops", "csrf-token", now, now)
+    await world.container.admin_sessions.add(session, 600)
+    world.container.admin_views = DownViews(world.db)
+    async with AsyncTestClient(app_for(world)) as client:
+        client.cookies.set("sg_admin_session", session.id, path="/admin")
+        page = await client.get("/admin")
+        assert page.status_code == 503
+        assert "not answering" in page.text and "postgres" in page.text
+        live = await client.get("/admin/overview/live", headers={"Accept": "application/json"})
+        assert live.status_code == 503 and live.json()["code"] == "unavailable"
