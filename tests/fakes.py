@@ -34,6 +34,8 @@ from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
     AdminSession,
     AuditEntry,
+    ConvertMode,
+    ConvertStatus,
     EmailMessage,
     GateHold,
     GateState,
@@ -76,6 +78,7 @@ class _Counter:
     available: int
     limit: int
     version: int
+    sold: int = 0
 
 
 class FakeGate:
@@ -85,6 +88,7 @@ class FakeGate:
         self.clock = clock or FakeClock()
         self.counters: dict[int, _Counter] = {}
         self.holds: dict[int, dict[uuid.UUID, GateHold]] = {}
+        self.sales: dict[int, dict[uuid.UUID, int]] = {}
         self.buyers: dict[int, dict[uuid.UUID, int]] = {}
         self.idempotency: dict[tuple[uuid.UUID, str], tuple[uuid.UUID, str]] = {}
         self.sold_out: set[int] = set()
@@ -100,6 +104,7 @@ class FakeGate:
         """What FLUSHALL does to the real gate."""
         self.counters.clear()
         self.holds.clear()
+        self.sales.clear()
         self.buyers.clear()
         self.idempotency.clear()
 
@@ -212,10 +217,12 @@ class FakeGate:
             buyers[customer_id] = buyers.get(customer_id, 0) + units
         self.holds[product.id] = holds
         self.buyers[product.id] = buyers
+        self.sales[product.id] = dict(totals.sales)
         self.counters[product.id] = _Counter(
             product.stock - totals.sold - totals.held,
             product.limit_per_customer or 0,
             totals.stock_version,
+            sum(totals.sales.values()),
         )
         return True
 
@@ -227,6 +234,8 @@ class FakeGate:
             None if counter is None else counter.available,
             0 if counter is None else counter.version,
             dict(self.holds.get(product_id, {})),
+            dict(self.sales.get(product_id, {})),
+            0 if counter is None else counter.sold,
         )
 
     async def restore(self, product_id: int, hold: GateHold) -> bool:
@@ -258,11 +267,67 @@ class FakeGate:
         for customer_id, units in totals.sold_by_customer.items():
             buyers[customer_id] = buyers.get(customer_id, 0) + units
         self.buyers[product.id] = buyers
-        correction = product.stock - totals.sold - (counter.available + held)
+        correction = product.stock - (counter.available + held + counter.sold)
         counter.available += correction
         counter.version = totals.stock_version
         counter.limit = product.limit_per_customer or 0
         return correction
+
+    async def convert(self, reservation: Reservation, mode: ConvertMode) -> ConvertStatus:
+        self._check("convert")
+        sources: list[str] = []
+        for line in reservation.lines:
+            counter = self.counters.get(line.product_id)
+            if reservation.id in self.sales.get(line.product_id, {}):
+                sources.append("sold")
+            elif reservation.id in self.holds.get(line.product_id, {}):
+                sources.append("hold")
+            elif counter is None:
+                return ConvertStatus.NOT_LOADED
+            elif mode is ConvertMode.HOLD or (
+                mode is ConvertMode.TAKE and counter.available < line.quantity
+            ):
+                return ConvertStatus.REFUSED
+            else:
+                sources.append("available")
+        if all(source == "sold" for source in sources):
+            return ConvertStatus.ALREADY
+        for line, source in zip(reservation.lines, sources, strict=True):
+            counter = self.counters[line.product_id]
+            sales = self.sales.setdefault(line.product_id, {})
+            if source == "hold":
+                hold = self.holds[line.product_id].pop(reservation.id)
+                sales[reservation.id] = hold.quantity
+                counter.sold += hold.quantity
+            elif source == "available":
+                counter.available -= line.quantity
+                sales[reservation.id] = line.quantity
+                counter.sold += line.quantity
+                buyers = self.buyers.setdefault(line.product_id, {})
+                buyers[reservation.customer_id] = (
+                    buyers.get(reservation.customer_id, 0) + line.quantity
+                )
+        return ConvertStatus.CONVERTED
+
+    async def return_sold(self, reservation: Reservation) -> int:
+        self._check("return_sold")
+        returned = 0
+        for line in reservation.lines:
+            units = self.sales.get(line.product_id, {}).pop(reservation.id, None)
+            if units is None:
+                continue
+            self.sold_out.discard(line.product_id)
+            counter = self.counters[line.product_id]
+            counter.sold -= units
+            counter.available += units
+            buyers = self.buyers.setdefault(line.product_id, {})
+            left = buyers.get(reservation.customer_id, 0) - units
+            if left <= 0:
+                buyers.pop(reservation.customer_id, None)
+            else:
+                buyers[reservation.customer_id] = left
+            returned += units
+        return returned
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -307,6 +372,7 @@ class FakeDatabase:
         active: list[Reservation] = []
         sold = 0
         sold_by_customer: dict[uuid.UUID, int] = {}
+        sales: dict[uuid.UUID, int] = {}
         for reservation in self.data.reservations.values():
             quantity = sum(li.quantity for li in reservation.lines if li.product_id == product_id)
             if not quantity:
@@ -316,6 +382,7 @@ class FakeDatabase:
                 active.append(replace(reservation, lines=(line,)))
             elif reservation.status is ReservationStatus.CONVERTED:
                 sold += quantity
+                sales[reservation.id] = quantity
                 customer = reservation.customer_id
                 sold_by_customer[customer] = sold_by_customer.get(customer, 0) + quantity
         versions = [
@@ -330,6 +397,7 @@ class FakeDatabase:
             ledger=self.ledger_levels(product_id),
             active=active,
             sold_by_customer=sold_by_customer,
+            sales=sales,
         )
 
 
@@ -491,6 +559,17 @@ class FakeOrders:
             key=lambda o: o.id,
         )
         return found[:limit]
+
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        wanted = set(reservation_ids)
+        return sorted(
+            (
+                o
+                for o in self._db.data.orders.values()
+                if o.reservation_id in wanted and o.status is OrderStatus.PAYMENT_PENDING
+            ),
+            key=lambda o: o.id,
+        )
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         return [e for e in self._db.data.order_events if e.order_id == order_id]

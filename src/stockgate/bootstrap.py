@@ -40,6 +40,7 @@ from stockgate.services.admin_auth import AuthDeps, SessionPolicy
 from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
+from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
     AdminSessions,
     AdminUsers,
@@ -98,6 +99,7 @@ class Container:
     auth_deps: AuthDeps = field(init=False)
     fulfill_deps: FulfillDeps = field(init=False)
     cancel_deps: CancelDeps = field(init=False)
+    payment_deps: PaymentDeps = field(init=False)
 
     def __post_init__(self) -> None:
         self.reserve_deps = ReserveDeps(
@@ -134,6 +136,15 @@ class Container:
             clock=self.clock,
             grace_seconds=self.settings.reconcile_grace_seconds,
         )
+        self.payment_deps = PaymentDeps(
+            uow_factory=self.uow_factory,
+            gate=self.gate,
+            payments=self.payments,
+            queue=self.work_queue,
+            clock=self.clock,
+            hold_seconds=self.settings.hold_seconds,
+            payment_hold_seconds=self.settings.payment_hold_seconds,
+        )
 
     async def close(self) -> None:
         """Finish what is in flight, then close what bootstrap opened (in reverse order)."""
@@ -166,6 +177,8 @@ async def bootstrap(
     the running embedded servers). `api_node`: also warm up what only API nodes use."""
     closers: list[Closer] = []
     stores: StoreClients | None = None
+    # Before the stores: the unit of work parses stored webhook events with it.
+    payments = payments or _payments(settings, closers)
     admin_ports = (admin_sessions, login_throttle, audit, admin_views)
     if None in (
         uow_factory,
@@ -183,7 +196,7 @@ async def bootstrap(
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
             journal = await _journal(settings, urls.database_url, closers, api_node=api_node)
-        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine)
+        uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine, payments)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
         admin_sessions = admin_sessions or RedisAdminSessions(stores.redis, settings.redis_prefix)
@@ -200,7 +213,6 @@ async def bootstrap(
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
     assert work_queue and job_runner
     assert admin_sessions and login_throttle and audit and admin_views
-    payments = payments or _payments(settings, closers)
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(

@@ -131,6 +131,31 @@ class Settings(BaseSettings):
         le=5,
         description="Retries of a Stripe request after a network error, timeout, 409 or 5xx.",
     )
+    # Payments (checkout, webhooks, late payments, refunds; docs/operations.md).
+    payment_hold_seconds: int = Field(
+        default=900,
+        ge=60,
+        le=86_400,
+        description="A reservation in checkout is held until at least this long after checkout"
+        " (PostgreSQL only; at most hold_seconds + this after it was taken).",
+    )
+    payments_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the maintenance worker drains the payment outbox, settles stuck"
+        " orders and applies webhook events left unprocessed.",
+    )
+    stuck_order_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="Orders awaiting payment this long are settled by asking Stripe.",
+    )
+    inbox_sweep_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Webhook events unprocessed this long after arriving are applied by the"
+        " maintenance worker.",
+    )
     fake_stripe_port: int = Field(
         default=8420, ge=1, le=65535, description="Port of the local fake Stripe started by `up`."
     )

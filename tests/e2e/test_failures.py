@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import time
 from functools import partial
 from typing import Any
@@ -20,8 +19,9 @@ import httpx
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
 from stockgate.services.reconcile import ReconcileReport, reconcile
+from stockgate.supervisor import Supervisor, free_port, stockgate_command
 from tests.conftest import MakeProduct, delete_keys
-from tests.e2e.api_process import STOCKGATE, free_port, running_api
+from tests.e2e.api_process import running_api
 from tests.e2e.conftest import env_for
 
 
@@ -74,16 +74,12 @@ async def test_api_killed_mid_burst_leaves_no_stock_stranded(
     product = await new_product(stock=10_000)
     port = free_port()
     env = env_for(module_settings, STOCKGATE_HTTP_PORT=str(port), STOCKGATE_LOG_LEVEL="warning")
-    api = subprocess.Popen([STOCKGATE, "api"], env=env, start_new_session=True)
+    children = Supervisor()
+    api = children.start("api", stockgate_command("api"), env=env)  # a session of its own
     base = f"http://127.0.0.1:{port}"
     try:
+        await asyncio.to_thread(children.wait_healthy, f"{base}/healthz", timeout=60)
         async with httpx.AsyncClient(base_url=base, timeout=5) as client:
-            for _ in range(100):
-                try:
-                    if (await client.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
             buyers = await tokens(client, 200)
             statuses: dict[int, int] = {}
             load = asyncio.ensure_future(
@@ -94,9 +90,7 @@ async def test_api_killed_mid_burst_leaves_no_stock_stranded(
             os.killpg(api.pid, signal.SIGKILL)  # granian and its worker, mid-burst
             await load
     finally:
-        if api.poll() is None:
-            os.killpg(api.pid, signal.SIGKILL)
-        api.wait()
+        children.stop()
     assert statuses.get(201, 0) > 0, statuses  # the kill really landed mid-burst
     await asyncio.sleep(0.6)  # past the grace period for holds that never got their row
     report = await repaired(module_container)

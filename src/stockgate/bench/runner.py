@@ -65,7 +65,13 @@ async def stack_for(
         return
     if scenario.hold_seconds is not None:
         settings = settings.model_copy(update={"hold_seconds": scenario.hold_seconds})
-    async with own_stack(settings, urls, workdir, with_worker=scenario.needs_worker) as stack:
+    async with own_stack(
+        settings,
+        urls,
+        workdir,
+        with_worker=scenario.needs_worker,
+        with_stripe=scenario.needs_stripe,
+    ) as stack:
         yield stack
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from stockgate.bench.wrk import WrkResult
 from stockgate.bootstrap import Container
@@ -77,6 +80,7 @@ class Scenario:
     script: ClassVar[str]
     description: ClassVar[str]
     needs_worker: ClassVar[bool] = False  # own stack: also run `stockgate worker --role all`
+    needs_stripe: ClassVar[bool] = False  # own stack: a fake Stripe sending webhooks to the API
     hold_seconds: ClassVar[int | None] = None  # own stack: STOCKGATE_HOLD_SECONDS
     goals: ClassVar[tuple[Goal, ...]] = ()
 
@@ -311,6 +315,118 @@ class FlashSale(Scenario):
         return outcome
 
 
+class Checkout(Reserve):
+    """Checkouts paid with a test card at a steady rate, beside the reserve load."""
+
+    name = "checkout"
+    description = (
+        "reserve load (as `reserve`) plus 10 buyers a second doing hold -> checkout -> pay with"
+        " a test card against the fake Stripe; checkout latency, webhook received -> order paid"
+    )
+    needs_worker = True
+    needs_stripe = True
+    goals = (Goal("checkout_p99_ms", "<=", 500.0), Goal("unpaid_orders", "==", 0))
+    checkouts = 100
+    per_second = 10.0
+
+    async def setup(self, target: Target) -> Plan:
+        plan = await super().setup(target)
+        paying = await create_products(target, [self.checkouts], tag="-checkout")
+        tokens = await create_tokens(target, self.checkouts)
+        (product_id,) = paying
+
+        async def beside() -> dict[str, object]:
+            return await checkout_load(target, product_id, tokens, self.per_second)
+
+        plan.stock.update(paying)
+        plan.beside = beside
+        return plan
+
+
+async def checkout_load(
+    target: Target, product_id: int, tokens: list[str], per_second: float
+) -> dict[str, object]:
+    """Start one buyer every 1/per_second s; each holds one unit, checks out (timed) and pays
+    with a test card. Then wait for every order to be paid and read, from PostgreSQL, how long
+    each took from its webhook's arrival to `paid`."""
+
+    async def buyer(token: str) -> tuple[float, str] | None:
+        auth = {"Authorization": f"Bearer {token}"}
+        held = await target.http.post(
+            "/api/v1/reservations",
+            json={"items": [{"product_id": product_id, "quantity": 1}]},
+            headers=auth,
+        )
+        if held.status_code != 201:
+            return None
+        started = time.perf_counter()
+        answer = await target.http.post(
+            f"/api/v1/reservations/{held.json()['id']}/checkout", headers=auth
+        )
+        took = (time.perf_counter() - started) * 1000
+        if answer.status_code != 201:
+            return None
+        order_id: str = answer.json()["order_id"]
+        paid = await target.http.post(
+            f"/api/v1/orders/{order_id}/payment-method",
+            json={"payment_method": "pm_card_visa"},
+            headers=auth,
+        )
+        return (took, order_id) if paid.status_code == 200 else None
+
+    tasks = []
+    for token in tokens:
+        tasks.append(asyncio.create_task(buyer(token)))
+        await asyncio.sleep(1 / per_second)
+    done = [r for r in await asyncio.gather(*tasks, return_exceptions=True) if isinstance(r, tuple)]
+    order_ids = [order_id for _, order_id in done]
+    lags = await _webhook_to_paid(target, order_ids, wait_s=60.0)
+    checkout_ms = sorted(took for took, _ in done)
+    return {
+        "checkouts": len(done),
+        "checkout_failed": len(tokens) - len(done),
+        "checkout_p50_ms": _percentile(checkout_ms, 50),
+        "checkout_p99_ms": _percentile(checkout_ms, 99),
+        "webhook_to_paid_p50_ms": _percentile(lags, 50),
+        "webhook_to_paid_p99_ms": _percentile(lags, 99),
+        "unpaid_orders": len(order_ids) - len(lags),
+    }
+
+
+WEBHOOK_TO_PAID = sa.text(
+    """
+    SELECT extract(epoch FROM (o.paid_at - w.received_at)) * 1000
+      FROM orders o JOIN webhook_events w
+        ON w.type = 'payment_intent.succeeded'
+       AND w.payload -> 'data' -> 'object' ->> 'id' = o.payment_intent_id
+     WHERE o.id = ANY(:ids) AND o.paid_at IS NOT NULL
+    """
+).bindparams(sa.bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+
+
+async def _webhook_to_paid(target: Target, order_ids: list[str], *, wait_s: float) -> list[float]:
+    stores = target.container.stores
+    assert stores is not None
+    ids = [uuid.UUID(i) for i in order_ids]
+    deadline = time.monotonic() + wait_s
+    while True:
+        async with stores.engine.connect() as connection:
+            lags = sorted(
+                float(v)
+                for v in (await connection.execute(WEBHOOK_TO_PAID, {"ids": ids})).scalars()
+            )
+        if len(lags) >= len(ids) or time.monotonic() > deadline:
+            return lags
+        await asyncio.sleep(0.25)
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    index = min(len(values) - 1, round(q / 100 * (len(values) - 1)))
+    return round(values[index], 1)
+
+
 async def expiry_probe(
     target: Target, product_id: int, token: str, *, start: float
 ) -> float | None:
@@ -335,5 +451,5 @@ async def expiry_probe(
     return None
 
 
-for _scenario in (Ceiling(), Reserve(), SoldOut(), FlashSale()):
+for _scenario in (Ceiling(), Reserve(), SoldOut(), FlashSale(), Checkout()):
     register(_scenario)

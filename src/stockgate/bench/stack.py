@@ -18,6 +18,7 @@ import psutil
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
+from stockgate.adapters.embedded.fake_stripe import FakeStripe
 from stockgate.adapters.postgres.migrate import upgrade_async
 from stockgate.config import Settings, StoreUrls, weak_secret_key
 from stockgate.supervisor import StartFailed, Supervisor, free_port, stockgate_command
@@ -146,7 +147,12 @@ def _child_env(settings: Settings, database_url: str, redis_url: str, port: int)
 
 @contextlib.asynccontextmanager
 async def own_stack(
-    settings: Settings, urls: StoreUrls, workdir: Path, *, with_worker: bool
+    settings: Settings,
+    urls: StoreUrls,
+    workdir: Path,
+    *,
+    with_worker: bool,
+    with_stripe: bool = False,
 ) -> AsyncIterator[Stack]:
     """Fresh database and Redis prefix, `stockgate api` (and `worker --role all`) on a free
     port; everything is stopped and removed on the way out, also on Ctrl-C."""
@@ -161,6 +167,13 @@ async def own_stack(
         )
         port = free_port()
         env = _child_env(settings, database_url, urls.redis_url, port)
+        fake_stripe = None
+        if with_stripe:  # its own fake Stripe, sending webhooks to this stack's API
+            fake_stripe = FakeStripe(
+                free_port(), workdir / "fake-stripe.log", state_dir=workdir / "stripe", fresh=True
+            )
+            await asyncio.to_thread(fake_stripe.start)
+            env.update(fake_stripe.environment())
         stack = Stack(
             base_url=f"http://127.0.0.1:{port}",
             settings=settings,
@@ -179,9 +192,14 @@ async def own_stack(
             except StartFailed as exc:
                 tails = "\n".join(f"--- {c.name}\n{c.output()}" for c in children.children)
                 raise StackFailed(f"{exc}\n{tails}") from exc
+            if fake_stripe is not None:
+                webhook = f"{stack.base_url}/api/v1/stripe/webhook"
+                await asyncio.to_thread(fake_stripe.register_webhook, webhook)
             yield stack
         finally:
             await asyncio.to_thread(children.stop)
+            if fake_stripe is not None:
+                await asyncio.to_thread(fake_stripe.stop)
             await delete_prefix(urls.redis_url, settings.redis_prefix)
 
 

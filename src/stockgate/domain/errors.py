@@ -269,6 +269,32 @@ class PaymentRequestRejected(StockgateError):
     title = "The payment provider refused the request"
 
 
+class PaymentInProgress(Conflict):
+    """The reservation is being paid for and the payment could not be canceled."""
+
+    code = "payment_in_progress"
+    title = "A payment for this reservation is in progress"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+
+    def __init__(self, order_id: object) -> None:
+        super().__init__(f"no order {order_id}")
+
+
+class OrderNotPayable(Conflict):
+    code = "order_not_payable"
+    title = "The order cannot be paid any more"
+
+
+class PaymentDeclined(StockgateError):
+    """The card was declined; the order stays payable until its reservation expires."""
+
+    code = "payment_declined"
+    title = "The payment was declined"
+
+
 class InvalidWebhook(StockgateError):
     """A webhook whose signature, age or body is wrong: refused with 400, never stored."""
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
-from stockgate.services.ports import Clock, StockGate, UnitOfWorkFactory
+from stockgate.services.payments import cancel_key
+from stockgate.services.ports import Clock, OutboxKind, StockGate, UnitOfWork, UnitOfWorkFactory
 
 MAX_WAITING = 10_000
 
@@ -92,6 +93,7 @@ async def expire_due(
             entries += its_entries
         await uow.reservations.end(ended)
         await uow.ledger.add(entries)
+        await expire_orders(uow, [r.id for r in ended])
         await uow.commit()
     # Only after the commit: returning stock first and then failing to commit would let
     # the same units be sold while the reservation still counts as held (oversell).
@@ -108,6 +110,21 @@ async def expire_due(
         dropped=dropped,
         error=failures[0].detail if failures else "",
     )
+
+
+async def expire_orders(uow: UnitOfWork, reservation_ids: Sequence[uuid.UUID]) -> None:
+    """Orders awaiting payment end with their reservation; their PaymentIntent is canceled
+    through the outbox (in this transaction), so a provider outage never blocks expiry. A
+    payment that still succeeds is a late payment (services/payments.py)."""
+    for order in await uow.orders.pending_for_reservations(reservation_ids):
+        await uow.orders.save(order.expire())
+        if order.payment_intent_id is not None:
+            await uow.outbox.add(
+                OutboxKind.CANCEL_INTENT,
+                order.id,
+                order.payment_intent_id,
+                cancel_key(order.id),
+            )
 
 
 async def _give_back(

@@ -58,6 +58,21 @@ class GateState:
     available: int | None
     version: int
     holds: Mapping[uuid.UUID, GateHold] = field(default_factory=dict)
+    sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # reservation id -> units sold
+    sold: int = 0  # the gate's count of units sold (the sum of `sales` unless damaged)
+
+
+class ConvertMode(StrEnum):
+    HOLD = "hold"  # the live hold only: a released or expired hold is refused
+    TAKE = "take"  # the hold, else units from available (a late payment), if enough are left
+    FORCE = "force"  # as TAKE, even below zero: a sale PostgreSQL committed (the repair)
+
+
+class ConvertStatus(StrEnum):
+    CONVERTED = "converted"
+    ALREADY = "already"  # sold before: nothing changed
+    REFUSED = "refused"  # no hold (HOLD) or not enough available (TAKE): nothing changed
+    NOT_LOADED = "not_loaded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +85,7 @@ class ProductTotals:
     ledger: StockLevels  # what the product's ledger entries add up to
     active: Sequence[Reservation]
     sold_by_customer: Mapping[uuid.UUID, int] = field(default_factory=dict)
+    sales: Mapping[uuid.UUID, int] = field(default_factory=dict)  # converted reservations' units
 
     @property
     def held(self) -> int:
@@ -124,7 +140,15 @@ class StockGate(Protocol):
         ...
 
     async def set_total(self, totals: ProductTotals) -> int | None:
-        """Make available + held equal stock - sold; the correction, or None when skipped."""
+        """Make available + held + sold equal stock; the correction, or None when skipped."""
+        ...
+
+    async def convert(self, reservation: Reservation, mode: ConvertMode) -> ConvertStatus:
+        """Sell a paid reservation's units (all lines or none); idempotent per reservation."""
+        ...
+
+    async def return_sold(self, reservation: Reservation) -> int:
+        """Put a refunded sale's units back on sale; 0 when there was no such sale."""
         ...
 
 
@@ -203,6 +227,10 @@ class OrderRepository(Protocol):
         limit: int = 100,
     ) -> list[Order]:
         """Orders in these statuses, oldest first, after the id `after` (keyset paging)."""
+        ...
+
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        """Orders awaiting payment for these reservations, locked (expiry ends them)."""
         ...
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]: ...
@@ -407,6 +435,11 @@ class PaymentProvider(Protocol):
         ...
 
     async def get_intent(self, intent_id: str) -> PaymentIntent: ...
+
+    async def pay_with(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        """Attach a payment method (a token from Stripe.js or a test card) and confirm;
+        raises PaymentDeclined when the card is declined."""
+        ...
 
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
         """Cancel unless already canceled (then return it); a succeeded intent raises Conflict."""

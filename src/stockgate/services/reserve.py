@@ -11,6 +11,7 @@ from typing import TypeGuard
 from stockgate.domain.errors import (
     IdempotencyConflict,
     LimitExceeded,
+    PaymentInProgress,
     RequestInProgress,
     ReservationNotFound,
     SoldOut,
@@ -18,6 +19,7 @@ from stockgate.domain.errors import (
     UnknownProduct,
     WriteOutcomeUnknown,
 )
+from stockgate.domain.order import OrderStatus
 from stockgate.domain.reservation import (
     Reservation,
     ReservationLine,
@@ -26,9 +28,11 @@ from stockgate.domain.reservation import (
     check_lines,
 )
 from stockgate.services.catalog import ensure_loaded
+from stockgate.services.checkout import cancel_payment
 from stockgate.services.expiring_ids import ExpiringIds
 from stockgate.services.ports import (
     Clock,
+    PaymentProvider,
     ReservationJournal,
     StockGate,
     TakeResult,
@@ -152,11 +156,12 @@ async def release(
     journal: ReservationJournal,
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
+    payments: PaymentProvider | None = None,
 ) -> Reservation:
     # The common case in one statement, shared with the other releases of this tick.
     released = await journal.release(reservation_id, customer_id)
     if released is None:
-        released = await _release_or_explain(reservation_id, customer_id, uow_factory)
+        released = await _release_or_explain(reservation_id, customer_id, uow_factory, payments)
     # Commit before give_back: a crash here must leave the stock, not the reservation,
     # to the reconciler (a give-back can be repeated safely; a double take cannot).
     await gate.give_back(released)
@@ -164,10 +169,23 @@ async def release(
 
 
 async def _release_or_explain(
-    reservation_id: uuid.UUID, customer_id: uuid.UUID, uow_factory: UnitOfWorkFactory
+    reservation_id: uuid.UUID,
+    customer_id: uuid.UUID,
+    uow_factory: UnitOfWorkFactory,
+    payments: PaymentProvider | None,
 ) -> Reservation:
-    """The journal found no active reservation of this buyer: answer why (not found, or not
-    active any more), or release it if it became visible meanwhile."""
+    """The journal found no active reservation of this buyer without an order: answer why
+    (not found, not active any more), or release it: one in checkout after canceling its
+    payment (decision 0022), or one that became visible meanwhile."""
+    async with uow_factory() as uow:
+        reservation = await uow.reservations.get(reservation_id)
+        order = await uow.orders.for_reservation(reservation_id)
+    if not visible(reservation, customer_id):
+        raise ReservationNotFound(reservation_id)
+    if order is not None and reservation.status is ReservationStatus.ACTIVE:
+        if order.status is not OrderStatus.PAYMENT_PENDING:
+            raise PaymentInProgress(f"the reservation's order is {order.status}")
+        await cancel_payment(order, payments)  # PaymentInProgress when it cannot be canceled
     async with uow_factory() as uow:
         reservation = await uow.reservations.get_for_update(reservation_id)
         if not visible(reservation, customer_id):
@@ -175,6 +193,10 @@ async def _release_or_explain(
         released, entries = reservation.release()  # raises unless active
         await uow.reservations.end([released])
         await uow.ledger.add(entries)
+        order = await uow.orders.for_reservation(reservation_id, lock=True)
+        if order is not None and order.status is OrderStatus.PAYMENT_PENDING:
+            await uow.orders.save(order.cancel())
+            await uow.orders.record(order.id, "canceled", reason="the buyer released it")
         await uow.commit()
     return released
 

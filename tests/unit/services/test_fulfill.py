@@ -22,7 +22,7 @@ from stockgate.services.fulfill import (
     retry_fulfillment,
 )
 from stockgate.services.maintenance import requeue_paid
-from stockgate.services.ports import PaymentProvider
+from stockgate.services.ports import ConvertMode, PaymentProvider
 from tests.fakes import FakeMailer, FakeNotifier, FakeRefunds, FakeWorkQueue
 from tests.unit.conftest import World, make_world
 
@@ -38,11 +38,7 @@ async def paid_order(world: World, quantity: int = 2, stock: int = 10) -> Order:
     world.db.data.reservations[reservation.id] = converted
     world.db.data.orders[order.id] = order
     world.db.add_ledger(entries)
-    # The gate's view of a sale (until it keeps `sold` itself): the hold gone, units not back.
-    await world.gate.give_back(reservation)
-    totals = world.db.totals(product.id)
-    assert totals is not None
-    await world.gate.set_total(totals)
+    await world.gate.convert(reservation, ConvertMode.HOLD)  # as the payments stage does
     return order
 
 

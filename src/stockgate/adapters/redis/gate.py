@@ -16,7 +16,15 @@ from stockgate.adapters.redis.scripts import Arg, ScriptBatcher, Scripts, redis_
 from stockgate.adapters.redis.sold_out import SoldOutCache
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
-from stockgate.services.ports import GateHold, GateState, ProductTotals, TakeResult, TakeStatus
+from stockgate.services.ports import (
+    ConvertMode,
+    ConvertStatus,
+    GateHold,
+    GateState,
+    ProductTotals,
+    TakeResult,
+    TakeStatus,
+)
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -150,19 +158,25 @@ class RedisStockGate:
         for reservation, quantity in holds:
             taken_ms = int(reservation.created_at.timestamp() * 1000)
             args += [reservation.id.hex, reservation.customer_id.hex, quantity, taken_ms]
+        args.append(len(totals.sales))
+        for reservation_id, units in totals.sales.items():
+            args += [reservation_id.hex, units]
         for customer_id, units in totals.sold_by_customer.items():
             args += [customer_id.hex, units]
         self._sold_out.forget(product.id)
-        loaded = await self._batcher.run(self._scripts.load, self._keys.product(product.id), args)
+        loaded = await self._batcher.run(
+            self._scripts.load, self._keys.product_with_sales(product.id), args
+        )
         return bool(loaded)
 
     async def state(self, product_id: int) -> GateState:
-        stock_key, holds_key, _ = self._keys.product(product_id)
+        stock_key, holds_key, _, sales_key = self._keys.product_with_sales(product_id)
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hgetall(stock_key)
                 pipe.hgetall(holds_key)
-                stock, records = await pipe.execute()
+                pipe.hgetall(sales_key)
+                stock, records, sales = await pipe.execute()
         except (RedisError, OSError) as exc:
             raise redis_error(exc) from exc
         holds = {}
@@ -182,6 +196,8 @@ class RedisStockGate:
             None if available is None else int(available),
             int(stock.get(b"version", 0)),
             holds,
+            {uuid.UUID(hex=_text(rid)): int(units) for rid, units in sales.items()},
+            int(stock.get(b"sold", 0)),
         )
 
     async def restore(self, product_id: int, hold: GateHold) -> bool:
@@ -198,7 +214,7 @@ class RedisStockGate:
     async def set_total(self, totals: ProductTotals) -> int | None:
         product = totals.product
         args: list[Arg] = [
-            totals.levels.unsold,
+            totals.product.stock,
             totals.stock_version,
             product.limit_per_customer or 0,
             self._keys.restocked_channel,
@@ -211,6 +227,41 @@ class RedisStockGate:
             self._scripts.set_total, self._keys.product(product.id), args
         )
         return int(reply[1]) if int(reply[0]) == 1 else None
+
+    async def convert(self, reservation: Reservation, mode: ConvertMode) -> ConvertStatus:
+        keys: list[str] = []
+        args: list[Arg] = [
+            reservation.id.hex,
+            mode.value,
+            reservation.customer_id.hex,
+            self._keys.restocked_channel,
+        ]
+        for line in reservation.lines:
+            keys.extend(self._keys.product_with_sales(line.product_id))
+            args.append(line.quantity)
+        reply = int(await self._batcher.run(self._scripts.convert, keys, args))
+        return _CONVERTED[reply]
+
+    async def return_sold(self, reservation: Reservation) -> int:
+        keys: list[str] = []
+        args: list[Arg] = [
+            reservation.id.hex,
+            reservation.customer_id.hex,
+            self._keys.restocked_channel,
+        ]
+        for line in reservation.lines:
+            keys.extend(self._keys.product_with_sales(line.product_id))
+            args.append(line.product_id)
+            self._sold_out.forget(line.product_id)
+        return int(await self._batcher.run(self._scripts.return_sold, keys, args))
+
+
+_CONVERTED = {
+    1: ConvertStatus.CONVERTED,
+    0: ConvertStatus.ALREADY,
+    -1: ConvertStatus.REFUSED,
+    -2: ConvertStatus.NOT_LOADED,
+}
 
 
 def _text(value: bytes | str) -> str:

@@ -19,6 +19,13 @@ class Keys:
     def buyers(self, product_id: int) -> str:
         return f"{self.prefix}:{{p:{product_id}}}:buyers"
 
+    def sales(self, product_id: int) -> str:
+        """Reservation id -> units sold: what `convert` keys its idempotence on."""
+        return f"{self.prefix}:{{p:{product_id}}}:sales"
+
+    def product_with_sales(self, product_id: int) -> tuple[str, str, str, str]:
+        return (*self.product(product_id), self.sales(product_id))
+
     def product(self, product_id: int) -> tuple[str, str, str]:
         return self.stock(product_id), self.holds(product_id), self.buyers(product_id)
 

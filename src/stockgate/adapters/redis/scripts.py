@@ -48,6 +48,8 @@ class Scripts:
     add_stock: Script
     restore: Script
     set_total: Script
+    convert: Script
+    return_sold: Script
 
     @classmethod
     def read(cls) -> Scripts:

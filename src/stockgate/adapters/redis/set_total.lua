@@ -1,6 +1,8 @@
--- Make available + held equal PostgreSQL's stock - sold, and rebuild per-customer counts.
+-- Make available + held + sold equal PostgreSQL's stock, and rebuild per-customer counts.
+-- `sold` is the gate's own (its sales): the repair finishes or undoes sales first, by
+-- reservation, so a sale in flight is never counted twice nor its units handed out again.
 -- KEYS    stock hash, holds hash, buyers hash
--- ARGV    total, version (newest stock ledger id in the snapshot), limit, channel, product_id,
+-- ARGV    stock, version (newest stock ledger id in the snapshot), limit, channel, product_id,
 --         then pairs (customer_id, units bought)
 -- Returns {1, correction} when applied; {0} when skipped: not loaded, or the gate has
 -- already applied a newer restock than the snapshot knew of (the next round will see it).
@@ -13,7 +15,7 @@ local limit = ARGV[3]
 local channel = ARGV[4]
 local product_id = ARGV[5]
 
-local current = redis.call('HMGET', stock_key, 'available', 'version')
+local current = redis.call('HMGET', stock_key, 'available', 'version', 'sold')
 if not current[1] or tonumber(current[2] or '0') > version then
   return {0}
 end
@@ -34,7 +36,7 @@ for customer_id, units in pairs(by_customer) do
 end
 
 local before = tonumber(current[1])
-local correction = total - (before + held)
+local correction = total - (before + held + tonumber(current[3] or '0'))
 if correction ~= 0 then
   redis.call('HINCRBY', stock_key, 'available', correction)
   if before <= 0 and before + correction > 0 then

@@ -34,6 +34,7 @@ from stockgate.config import Settings
 from stockgate.domain.errors import (
     IdempotencyConflict,
     InvalidWebhook,
+    PaymentDeclined,
     PaymentIntentNotFound,
     PaymentProviderUnavailable,
     PaymentRequestRejected,
@@ -108,6 +109,24 @@ class StripePayments:
                 },
                 {"idempotency_key": intent_idempotency_key(order_id)},
             )
+        return intent_from(intent.to_dict())
+
+    async def pay_with(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        """Attach the method, then confirm without naming it: the fake answers a confirm with a
+        `payment_method` 500 "Not implemented" (decision 0009); Stripe takes both forms."""
+        async with self._call("attach a payment method", intent_id):
+            await self._client.v1.payment_intents.update_async(
+                intent_id, {"payment_method": payment_method}
+            )
+        try:
+            async with self._call("confirm a payment", intent_id):
+                intent = await self._client.v1.payment_intents.confirm_async(intent_id)
+        except PaymentRequestRejected as exc:
+            if isinstance(exc.__cause__, stripe.CardError):
+                raise PaymentDeclined(
+                    exc.detail, decline_code=exc.facts.get("stripe_code")
+                ) from None
+            raise
         return intent_from(intent.to_dict())
 
     async def get_intent(self, intent_id: str) -> PaymentIntent:

@@ -27,6 +27,7 @@ STATUS: dict[type[errors.StockgateError], int] = {
     errors.StoreUnavailable: 503,
     errors.PaymentsUnconfigured: 503,
     errors.RateLimited: 429,
+    errors.PaymentDeclined: 402,
     errors.StockgateError: 400,
 }
 

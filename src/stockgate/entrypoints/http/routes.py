@@ -11,6 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stockgate.adapters import metrics
 from stockgate.entrypoints.http.health import readiness
+from stockgate.entrypoints.http.payments import ROUTES as PAYMENT_ROUTES
 from stockgate.entrypoints.http.schemas import (
     CustomerOut,
     ProductOut,
@@ -96,6 +97,7 @@ async def release_reservation(
         journal=container.journal,
         uow_factory=container.uow_factory,
         gate=container.gate,
+        payments=container.payments,
     )
     metrics.HOLDS_RELEASED.inc()
     return ReservationOut.of(released)
@@ -154,4 +156,5 @@ ROUTES = [
     release_reservation,
     add_reservation_items,
     remove_reservation_item,
+    *PAYMENT_ROUTES,
 ]

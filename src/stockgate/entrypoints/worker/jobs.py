@@ -19,8 +19,15 @@ from stockgate.adapters import metrics
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
 from stockgate.domain.errors import StockgateError
+from stockgate.entrypoints.worker import payment_jobs
 from stockgate.services import fulfill
-from stockgate.services.jobs import FULFILL_ORDER, FULFILLMENT_QUEUE, MAINTENANCE_QUEUE
+from stockgate.services.jobs import (
+    FULFILL_ORDER,
+    FULFILLMENT_QUEUE,
+    MAINTENANCE_QUEUE,
+    PAYMENTS_QUEUE,
+    PROCESS_PAYMENT_EVENT,
+)
 from stockgate.services.maintenance import purge_finished_jobs, report_depths, requeue_paid
 from stockgate.services.ports import JobContext, JobHandle, Schedule
 from stockgate.services.reconcile import reconcile
@@ -119,6 +126,7 @@ async def purge_task(container: Container) -> object:
 
 JOBS: dict[str, JobType] = {
     FULFILL_ORDER: JobType(FULFILLMENT_QUEUE, fulfill_order),
+    PROCESS_PAYMENT_EVENT: JobType(PAYMENTS_QUEUE, payment_jobs.process_payment_event),
 }
 
 PERIODIC: tuple[PeriodicTask, ...] = (
@@ -126,6 +134,13 @@ PERIODIC: tuple[PeriodicTask, ...] = (
     PeriodicTask("requeue-paid-orders", lambda s: s.requeue_interval_seconds, requeue_paid_task),
     PeriodicTask("queue-depth", lambda s: s.queue_depth_interval_seconds, queue_depth_task),
     PeriodicTask("purge-finished-jobs", lambda s: s.purge_interval_seconds, purge_task),
+    PeriodicTask("payment-outbox", lambda s: s.payments_interval_seconds, payment_jobs.outbox_task),
+    PeriodicTask(
+        "stuck-orders", lambda s: s.payments_interval_seconds, payment_jobs.stuck_orders_task
+    ),
+    PeriodicTask(
+        "inbox-sweep", lambda s: s.payments_interval_seconds, payment_jobs.inbox_sweep_task
+    ),
 )
 
 
