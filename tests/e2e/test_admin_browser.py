@@ -24,8 +24,7 @@ from stockgate.domain.order import Order
 from stockgate.domain.product import Product
 from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
 from stockgate.services.admins import create_admin
-from stockgate.services.ports import PaymentEvent
-from stockgate.services.reconcile import reconcile_product
+from stockgate.services.ports import ConvertMode, ConvertStatus, PaymentEvent
 from stockgate.services.reserve import reserve
 from tests.conftest import MakeProduct, clients
 from tests.e2e.api_process import running_api
@@ -144,13 +143,29 @@ async def test_log_in_restock_and_see_storefront_and_overview_stock_rise(
 
 async def test_replay_a_webhook_event(page: Page, admin: str, module_container: Container) -> None:
     event_id = f"evt_{secrets.token_hex(8)}"
+    intent_id = f"pi_{secrets.token_hex(6)}"
+    payload = {
+        "id": event_id,
+        "object": "event",
+        "type": "payment_intent.succeeded",
+        "created": int(time.time()),
+        "data": {
+            "object": {
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": 1500,
+                "currency": "usd",
+                "status": "succeeded",
+                "metadata": {"order_id": str(uuid.uuid4())},
+            }
+        },
+    }
     event = PaymentEvent(
         id=event_id,
         type="payment_intent.succeeded",
         created=int(time.time()),
-        payment_intent_id=f"pi_{secrets.token_hex(6)}",
-        order_id=uuid.uuid4(),
-        payload={"id": event_id, "type": "payment_intent.succeeded", "data": {"object": {}}},
+        payment_intent_id=intent_id,
+        payload=payload,
     )
     async with module_container.uow_factory() as uow:
         assert await uow.inbox.add(event)
@@ -214,16 +229,8 @@ async def failed_paid_order(
         order = order.mark_fulfillment_failed("merchant endpoint answered 500")
         await uow.orders.add(order)
         await uow.commit()
-    # The sale leaves the gate as the conversion does: the hold ends, the units stay taken.
-    await container.gate.give_back(reservation)
-    await reconcile_product(
-        product.id,
-        uow_factory=container.uow_factory,
-        gate=container.gate,
-        clock=container.clock,
-        grace_seconds=30,
-        fix=True,
-    )
+    # The gate sells the held units, as the payment worker does once the order is paid.
+    assert await container.gate.convert(reservation, ConvertMode.HOLD) is ConvertStatus.CONVERTED
     return order
 
 

@@ -10,7 +10,14 @@ from stockgate.domain.order import Order
 from stockgate.services.cancel import CancelDeps, cancel_with_refund
 from stockgate.services.fulfill import FulfillDeps, retry_fulfillment
 from stockgate.services.order_admin import order_details
-from stockgate.services.ports import AuditLog, Clock, StockGate, UnitOfWorkFactory, WorkQueue
+from stockgate.services.ports import (
+    AdminViews,
+    AuditLog,
+    Clock,
+    StockGate,
+    UnitOfWorkFactory,
+    WorkQueue,
+)
 from stockgate.services.reconcile import ReconcileReport, reconcile
 
 
@@ -46,15 +53,19 @@ async def replay_webhook(
     event_id: str,
     *,
     uow_factory: UnitOfWorkFactory,
+    views: AdminViews,
     queue: WorkQueue,
     audit: AuditLog,
 ) -> None:
     """Mark a stored event for applying again and ask a worker to apply it now (reopen, then
     request processing); if the request is lost, the inbox sweeper finds the reopened row.
-    Applying is idempotent (I5), so replaying an applied event changes nothing that was right."""
+    Applying is idempotent (I5), so replaying an applied event changes nothing that was right.
+    The stored payload is not parsed here: whether it applies is the worker's to say."""
+    before = await views.webhook_event(event_id)
+    if before is None:
+        raise NotFound(f"no webhook event {event_id}")
     async with uow_factory() as uow:
-        before = await uow.inbox.get(event_id)
-        if before is None or not await uow.inbox.reopen(event_id):
+        if not await uow.inbox.reopen(event_id):
             raise NotFound(f"no webhook event {event_id}")
         await uow.commit()
     await queue.request_event_processing(event_id)
@@ -62,7 +73,11 @@ async def replay_webhook(
         actor,
         "webhook.replay",
         event_id,
-        before={"processed_at": str(before.processed_at), "outcome": before.outcome},
+        before={
+            "processed_at": None if before.processed_at is None else str(before.processed_at),
+            "outcome": before.outcome,
+            "attempts": before.attempts,
+        },
     )
 
 

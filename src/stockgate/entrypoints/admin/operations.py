@@ -112,6 +112,7 @@ async def webhook_replay(request: Request[Any, Any, Any], event_id: str) -> Resp
         session_of(request).username,
         event_id,
         uow_factory=container.uow_factory,
+        views=container.admin_views,
         queue=container.work_queue,
         audit=container.audit,
     )
