@@ -3,10 +3,12 @@ overview rise, replay a webhook event. Screenshots go to test-artifacts/admin/."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
 import secrets
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -27,7 +29,7 @@ from stockgate.services.admins import create_admin
 from stockgate.services.ports import ConvertMode, ConvertStatus, PaymentEvent
 from stockgate.services.reserve import reserve
 from tests.conftest import MakeProduct, clients
-from tests.e2e.api_process import running_api
+from tests.e2e.api_process import STOCKGATE, running_api
 from tests.e2e.browser import ARTIFACTS, CHROMIUM, chromium
 from tests.e2e.conftest import env_for
 from tests.fake_stripe_server import WebhookReceiver, confirm_intent, payments_for
@@ -48,10 +50,10 @@ def merchant() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture(scope="module")
-def admin_api(
+def admin_env(
     module_settings: Settings, fake_stripe: FakeStripe, merchant: WebhookReceiver
-) -> Iterator[str]:
-    env = env_for(
+) -> dict[str, str]:
+    return env_for(
         module_settings,
         STOCKGATE_STRIPE_SECRET_KEY=SECRET_KEY,
         STOCKGATE_STRIPE_API_BASE=fake_stripe.api_base,
@@ -59,7 +61,11 @@ def admin_api(
         STOCKGATE_MERCHANT_WEBHOOK_URL=merchant.url,
         STOCKGATE_MERCHANT_WEBHOOK_SECRET="whsec_" + base64.b64encode(b"m" * 24).decode(),
     )
-    with running_api(env) as url:
+
+
+@pytest.fixture(scope="module")
+def admin_api(admin_env: dict[str, str]) -> Iterator[str]:
+    with running_api(admin_env) as url:
         yield url
 
 
@@ -141,7 +147,9 @@ async def test_log_in_restock_and_see_storefront_and_overview_stock_rise(
     assert (await module_container.gate.available([product.id]))[product.id] == 12
 
 
-async def test_replay_a_webhook_event(page: Page, admin: str, module_container: Container) -> None:
+async def test_replay_a_webhook_event(
+    page: Page, admin: str, module_container: Container, admin_env: dict[str, str]
+) -> None:
     event_id = f"evt_{secrets.token_hex(8)}"
     intent_id = f"pi_{secrets.token_hex(6)}"
     payload = {
@@ -199,6 +207,29 @@ async def test_replay_a_webhook_event(page: Page, admin: str, module_container: 
     await page.get_by_role("link", name="Queues").click()
     await expect(page.locator('tr[data-queue="payments"]')).to_be_visible()
     await page.screenshot(path=shot("07b-queues"))
+
+    # A worker applies the replayed event: no order has this payment, so it is acknowledged.
+    log = (ARTIFACTS / "admin" / "replay-worker.log").open("w")
+    worker = subprocess.Popen(
+        [STOCKGATE, "worker", "--role", "fulfillment"],
+        env=admin_env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        await page.goto(f"/admin/webhooks/{event_id}")
+        status = page.locator("#event-status")
+        for _ in range(60):  # the worker's start takes seconds on a busy machine
+            if "ignored: no order" in (await status.inner_text()):
+                break
+            await asyncio.sleep(0.5)
+            await page.reload()
+        await expect(status).to_have_text("processed: ignored: no order")
+        await page.screenshot(path=shot("07c-webhook-applied-again"))
+    finally:
+        worker.terminate()
+        worker.wait(10)
+        log.close()
 
 
 async def failed_paid_order(
