@@ -24,6 +24,7 @@ from stockgate.domain.errors import (
     PaymentProviderUnavailable,
     ProductNotFound,
     ReservationNotActive,
+    RestockKeyReused,
     StoreUnavailable,
 )
 from stockgate.domain.ledger import LedgerEntry, LedgerKind, levels_from
@@ -53,6 +54,7 @@ from stockgate.services.ports import (
     QueueDepth,
     Refund,
     Schedule,
+    StockAdded,
     TakeResult,
     TakeStatus,
     WebhookRow,
@@ -421,17 +423,26 @@ class FakeProducts:
         self._db.add_ledger([LedgerEntry(created.id, LedgerKind.STOCK_ADDED, product.stock)])
         return created
 
-    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]:
+    async def restock(self, sku: str, quantity: int, key: str) -> StockAdded:
         found = next((p for p in self._db.data.products.values() if p.sku == sku), None)
         if found is None:
             raise ProductNotFound(sku)
+        for version, entry in self._db.data.ledger:
+            if (entry.product_id, entry.kind, entry.ref) == (
+                found.id,
+                LedgerKind.STOCK_ADDED,
+                key,
+            ):
+                if entry.quantity != quantity:
+                    raise RestockKeyReused(f"restock key {key!r} added {entry.quantity} units")
+                return StockAdded(found, version, new=False)
         updated = replace(found, stock=found.stock + quantity)
         self._db.data.products[found.id] = updated
         version = self._db.next_id()
         self._db.data.ledger.append(
-            (version, LedgerEntry(found.id, LedgerKind.STOCK_ADDED, quantity))
+            (version, LedgerEntry(found.id, LedgerKind.STOCK_ADDED, quantity, ref=key))
         )
-        return updated, version
+        return StockAdded(updated, version, new=True)
 
     async def get(self, product_id: int) -> Product | None:
         return self._db.data.products.get(product_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,6 +31,12 @@ from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
 from stockgate.adapters.probe import StoresProbe
 from stockgate.adapters.queue.bull import BullJobRunner, BullWorkQueue, QueueSettings
+from stockgate.adapters.rate_limits import (
+    LibraryRateLimits,
+    memory_storage,
+    parse_limits,
+    redis_storage,
+)
 from stockgate.adapters.redis.admin_sessions import RedisAdminSessions
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
@@ -42,6 +49,9 @@ from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
 from stockgate.services.payments import PaymentDeps
 from stockgate.services.ports import (
+    CUSTOMERS_PER_ADDRESS,
+    HOLDS_PER_ADDRESS,
+    HOLDS_PER_CUSTOMER,
     AdminSessions,
     AdminUsers,
     AdminViews,
@@ -52,6 +62,7 @@ from stockgate.services.ports import (
     Mailer,
     MerchantNotifier,
     PaymentProvider,
+    RateLimits,
     ReservationJournal,
     StockGate,
     StoreProbe,
@@ -81,6 +92,7 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    rate_limits: RateLimits
     work_queue: WorkQueue
     # Makes the worker side of the queue (only worker processes call it).
     job_runner: Callable[[], JobRunner]
@@ -133,8 +145,6 @@ class Container:
             uow_factory=self.uow_factory,
             gate=self.gate,
             payments=self.payments,
-            clock=self.clock,
-            grace_seconds=self.settings.reconcile_grace_seconds,
         )
         self.payment_deps = PaymentDeps(
             uow_factory=self.uow_factory,
@@ -167,6 +177,7 @@ async def bootstrap(
     login_throttle: LoginThrottle | None = None,
     audit: AuditLog | None = None,
     admin_views: AdminViews | None = None,
+    rate_limits: RateLimits | None = None,
     work_queue: WorkQueue | None = None,
     job_runner: Callable[[], JobRunner] | None = None,
     payments: PaymentProvider | None = None,
@@ -211,6 +222,13 @@ async def bootstrap(
         if job_runner is None:
             job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
+    if rate_limits is None:
+        storage = (
+            memory_storage()
+            if stores is None
+            else redis_storage(stores.redis, settings.redis_prefix)
+        )
+        rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
     assert work_queue and job_runner
     assert admin_sessions and login_throttle and audit and admin_views
     notifier = notifier or _notifier(settings, closers)
@@ -228,6 +246,7 @@ async def bootstrap(
         login_throttle=login_throttle,
         audit=audit,
         admin_views=admin_views,
+        rate_limits=rate_limits,
         work_queue=work_queue,
         job_runner=job_runner,
         payments=payments,
@@ -248,6 +267,17 @@ def _login_throttle(settings: Settings, redis: Redis) -> LoginThrottle:
         },
         window_seconds=settings.admin_login_window_seconds,
     )
+
+
+def rate_limit_scopes(settings: Settings) -> dict[str, tuple[Any, ...]]:
+    """Each limit scope and its limits; STOCKGATE_RATE_LIMIT_ENABLED=false turns off the
+    buyer-facing ones (an admin login throttle, added here, stays on regardless)."""
+    on = settings.rate_limit_enabled
+    return {
+        CUSTOMERS_PER_ADDRESS: parse_limits(settings.rate_limit_customers) if on else (),
+        HOLDS_PER_ADDRESS: parse_limits(settings.rate_limit_holds_per_address) if on else (),
+        HOLDS_PER_CUSTOMER: parse_limits(settings.rate_limit_holds_per_customer) if on else (),
+    }
 
 
 def _resolve(settings: Settings) -> StoreUrls:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -216,12 +218,26 @@ class Settings(BaseSettings):
     keep_failed_jobs_seconds: float = Field(
         default=7 * 86_400.0, gt=0, description="How long failed jobs are kept for operators."
     )
+    # --- abuse: request limits shared by all API nodes, and who the client is (issue 18) ---
     rate_limit_enabled: bool = Field(
         default=True,
         description="Per-client limits on customer creation and holds (load tests turn it off).",
     )
-    rate_limit_per_minute: int = Field(
-        default=600, ge=1, description="Requests per minute per client for limited endpoints."
+    rate_limit_customers: str = Field(
+        default="20/minute",
+        description='Guest customers one client address may create ("20/minute"; several: '
+        '"5/second;20/minute"; "off").',
+    )
+    rate_limit_holds_per_address: str = Field(
+        default="600/minute", description="Reservation requests per client address."
+    )
+    rate_limit_holds_per_customer: str = Field(
+        default="60/minute", description="Reservation requests per customer."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is "
+        "believed (rightmost untrusted hop); empty: the peer address is the client.",
     )
     # Admin dashboard: sessions and login throttling (decision 0036).
     admin_session_idle_seconds: int = Field(
@@ -285,6 +301,38 @@ class Settings(BaseSettings):
                 "STOCKGATE_REDIS_URL at a single Redis (see docs/operations.md)"
             )
         return value
+
+    @field_validator(
+        "rate_limit_customers", "rate_limit_holds_per_address", "rate_limit_holds_per_customer"
+    )
+    @classmethod
+    def _limit_syntax(cls, value: str) -> str:
+        if value.strip().lower() in ("", "off", "none"):
+            return value
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError('must be like "20/minute", "5/second;100/minute", or "off"') from exc
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for part in value.split(","):
+            if part.strip():
+                try:
+                    ip_network(part.strip(), strict=False)
+                except ValueError as exc:
+                    raise ValueError(f"{part.strip()!r} is not an address or CIDR") from exc
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(
+            ip_network(part.strip(), strict=False)
+            for part in self.trusted_proxies.split(",")
+            if part.strip()
+        )
 
     @field_validator("log_level")
     @classmethod

@@ -97,8 +97,22 @@ class Child:
     def exit_code(self) -> int | None:
         return self.process.poll()
 
+    def wait_for_output(self, text: str, *, timeout: float) -> None:
+        """Block until `text` appears in its log (e.g. a worker's `worker.started` line);
+        StartFailed when it exits first or `timeout` seconds pass."""
+        if self.log is None:
+            raise ValueError(f"{self.name} writes to no log file")
+        deadline = time.monotonic() + timeout
+        while text not in self.output(last=0):
+            code = self.exit_code()
+            if code is not None:
+                raise StartFailed(f"{self.name} exited with code {code}")
+            if time.monotonic() > deadline:
+                raise StartFailed(f"{self.name} wrote no {text!r} within {timeout:g} s")
+            time.sleep(POLL_SECONDS / 2)
+
     def output(self, *, last: int = 3000) -> str:
-        """The end of what it wrote (only when it writes to a log file)."""
+        """The end of what it wrote (`last` characters, 0: all; only with a log file)."""
         if self.log is None:
             return ""
         try:
@@ -130,15 +144,16 @@ class Supervisor:
         *,
         env: Mapping[str, str] | None = None,
         log: Path | None = None,
+        cwd: Path | None = None,
     ) -> Child:
         """Start `command` in a session of its own; its output goes to `log` (appended) when
         given, else to ours."""
         if log is None:
-            process = _popen(command, env, stdout=None)
+            process = _popen(command, env, cwd, stdout=None)
         else:
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("ab") as out:
-                process = _popen(command, env, stdout=out)
+                process = _popen(command, env, cwd, stdout=out)
         child = Child(name, process, log)
         self.children.append(child)
         return child
@@ -200,11 +215,16 @@ class Supervisor:
 
 
 def _popen(
-    command: Sequence[str], env: Mapping[str, str] | None, *, stdout: IO[bytes] | None
+    command: Sequence[str],
+    env: Mapping[str, str] | None,
+    cwd: Path | None,
+    *,
+    stdout: IO[bytes] | None,
 ) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         list(command),
         env=None if env is None else dict(env),
+        cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=stdout,
         stderr=None if stdout is None else subprocess.STDOUT,

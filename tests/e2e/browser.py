@@ -57,6 +57,11 @@ async def open_tab(browser: Browser, url: str, *, phone: bool = False) -> Tab:
         has_touch=phone,
     )
     page = await context.new_page()
+    # Name the culprit of a CSP violation (the console only says what was blocked).
+    await page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', (e) => console.error("
+        "`CSP ${e.violatedDirective}: ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`))"
+    )
     tab = Tab(page)
 
     def on_console(message: ConsoleMessage) -> None:

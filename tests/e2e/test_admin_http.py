@@ -3,6 +3,7 @@ throttling, every route guarded, and an audit row for every action."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -311,3 +312,30 @@ async def test_open_redirect_after_login_is_refused(admin_api: str, admin: str) 
             },
         )
         assert response.headers["location"] == "/admin"
+
+
+async def test_the_same_restock_form_sent_twice_adds_stock_once(
+    admin_api: str, admin: str, new_product: MakeProduct, module_container: Container
+) -> None:
+    product = await new_product(stock=10)
+    async with httpx.AsyncClient(base_url=admin_api) as client:
+        await log_in(client, admin, PASSWORD)
+        page = await client.get("/admin/products")
+        key = re.search(r'name="key" value="([^"]+)"', page.text)
+        assert key, "the restock form carries a key"
+        form = {"_csrf": csrf_of(page.text), "sku": product.sku, "quantity": "4", "key": key[1]}
+        first = await client.post(f"/admin/products/{product.id}/restock", data=form)
+        again = await client.post(f"/admin/products/{product.id}/restock", data=form)
+        assert first.status_code == again.status_code == 303
+        shown = await client.get(again.headers["location"])
+        assert "applied before: nothing changed" in shown.text
+    async with module_container.uow_factory() as uow:
+        after = await uow.products.get(product.id)
+    assert after is not None and after.stock == 14
+    assert (await module_container.gate.available([product.id]))[product.id] == 14
+    added = [
+        row.after["added"]
+        for row in await audit_rows(module_container, admin)
+        if row.after and "added" in row.after
+    ]
+    assert added == [True, False]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 
 from redis import Redis
@@ -127,3 +128,51 @@ def test_reconcile_reports_a_damaged_product_and_repairs_the_rest(
     assert by_sku["GOOD-1"]["error"] is None and by_sku["GOOD-1"]["fixes"]
     (good,) = [p for p in products(stockgate_env) if p["sku"] == "GOOD-1"]
     assert good["available"] == 5
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # nothing listens there now
+
+
+def test_restock_key_is_printed_and_a_rerun_adds_nothing(stockgate_env: dict[str, str]) -> None:
+    added = cli(stockgate_env, *ADD, "--sku", "KEY-1", "--price-cents", "100", "--stock", "3")
+    assert added.returncode == 0, added.stderr
+    first = cli(stockgate_env, "products", "restock", "KEY-1", "4", "--json")
+    assert first.returncode == 0, first.stderr
+    shown = json.loads(first.stdout)
+    key = str(shown["restock_key"])
+    assert f"restock key: {key}" in first.stderr
+    assert (shown["stock"], shown["available"], shown["added"]) == (7, 7, True)
+    again = cli(stockgate_env, "products", "restock", "KEY-1", "4", "--key", key, "--json")
+    assert again.returncode == 0, again.stderr
+    assert "nothing added" in again.stderr
+    assert (json.loads(again.stdout)["stock"], json.loads(again.stdout)["added"]) == (7, False)
+    other = cli(stockgate_env, "products", "restock", "KEY-1", "9", "--key", key)
+    assert other.returncode == 2 and "new key" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
+    bad = cli(stockgate_env, "products", "restock", "KEY-1", "9", "--key", "has space")
+    assert bad.returncode == 2 and "--key" in bad.stderr
+    (listed,) = [p for p in products(stockgate_env) if p["sku"] == "KEY-1"]
+    assert listed["stock"] == 7 and listed["available"] == 7
+
+
+def test_restock_committed_while_redis_is_down_exits_0_with_a_note(
+    stockgate_env: dict[str, str],
+) -> None:
+    added = cli(stockgate_env, *ADD, "--sku", "DOWN-1", "--price-cents", "100", "--stock", "3")
+    assert added.returncode == 0, added.stderr
+    no_redis = {**stockgate_env, "STOCKGATE_REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+    down = cli(no_redis, "products", "restock", "DOWN-1", "5", "--key", "r-1", "--json")
+    assert down.returncode == 0, down.stderr
+    assert "committed" in down.stderr and "reconcile" in down.stderr
+    shown = json.loads(down.stdout)
+    assert (shown["stock"], shown["available"], shown["gate_updated"]) == (8, None, False)
+    # Rerun once Redis is back: nothing is added twice, and the gate catches up.
+    rerun = cli(stockgate_env, "products", "restock", "DOWN-1", "5", "--key", "r-1", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["available"] == 8
+    (listed,) = [p for p in products(stockgate_env) if p["sku"] == "DOWN-1"]
+    assert listed["stock"] == 8 and listed["available"] == 8

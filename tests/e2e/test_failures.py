@@ -161,7 +161,7 @@ async def test_gate_wiped_mid_sale_is_rebuilt_without_oversell(
 async def test_sold_out_cache_clears_when_stock_returns_on_another_node(
     module_settings: Settings, module_container: Container, new_product: MakeProduct
 ) -> None:
-    from stockgate.services.catalog import restock
+    from stockgate.services.catalog import new_restock_key, restock
 
     product = await new_product(stock=1)
     # A long cache lifetime: only the back-in-stock message can clear it in time.
@@ -172,7 +172,11 @@ async def test_sold_out_cache_clears_when_stock_returns_on_another_node(
             assert await burst(client, product.id, [first]) == {201: 1}
             assert await burst(client, product.id, [second]) == {409: 1}  # now cached
             await restock(
-                product.sku, 1, uow_factory=module_container.uow_factory, gate=module_container.gate
+                product.sku,
+                1,
+                key=new_restock_key(),
+                uow_factory=module_container.uow_factory,
+                gate=module_container.gate,
             )
             started = time.monotonic()
             while (await burst(client, product.id, [second])) != {201: 1}:

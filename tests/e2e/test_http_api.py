@@ -149,6 +149,30 @@ async def test_idempotency_key_returns_the_original_reservation(
     assert await reservation_rows(module_container, product.id) == 1
 
 
+async def test_retry_of_a_success_after_sold_out_gets_the_original_201(
+    api_url: str, new_product: MakeProduct, module_container: Container
+) -> None:
+    product = await new_product(stock=1)
+    body = {"items": [{"product_id": product.id, "quantity": 1}]}
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        buyer = {**(await new_customer(client)), "Idempotency-Key": "checkout-7"}
+        first = await client.post("/api/v1/reservations", json=body, headers=buyer)
+        assert first.status_code == 201, first.text
+        # Someone else finds it sold out, so the node now refuses it from its cache.
+        late = await new_customer(client)
+        sold_out = await client.post("/api/v1/reservations", json=body, headers=late)
+        assert_problem(sold_out, 409, "sold_out")
+        retry = await client.post("/api/v1/reservations", json=body, headers=buyer)
+        assert retry.status_code == 201, retry.text
+        assert retry.json() == first.json()
+        # A new key of the late buyer is still refused.
+        fresh = {**late, "Idempotency-Key": "another"}
+        assert_problem(
+            await client.post("/api/v1/reservations", json=body, headers=fresh), 409, "sold_out"
+        )
+    assert await reservation_rows(module_container, product.id) == 1
+
+
 BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("malformed", b'{"items": [', 400, "malformed_json"),
     ("not an object", b"[1, 2]", 422, "invalid_input"),

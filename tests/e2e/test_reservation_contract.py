@@ -128,7 +128,9 @@ async def test_rate_limited_and_unavailable_answers_match_the_openapi_document(
 ) -> None:
     product = await new_product(stock=10)
     limited = env_for(
-        module_settings, STOCKGATE_RATE_LIMIT_ENABLED="true", STOCKGATE_RATE_LIMIT_PER_MINUTE="1"
+        module_settings,
+        STOCKGATE_RATE_LIMIT_ENABLED="true",
+        STOCKGATE_RATE_LIMIT_HOLDS_PER_CUSTOMER="1/minute",
     )
     with running_api(limited) as api:
         async with httpx.AsyncClient(base_url=api) as client:

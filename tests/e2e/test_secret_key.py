@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from stockgate.config import DEV_SECRET_KEY, Settings
+from stockgate.supervisor import Supervisor, stockgate_command
 from tests.conftest import TEST_SECRET_KEY
 from tests.e2e.api_process import STOCKGATE
 from tests.e2e.conftest import env_for
@@ -56,20 +57,15 @@ def test_worker_with_a_strong_secret_key_starts_and_stops_cleanly(
     module_settings: Settings, tmp_path: Path
 ) -> None:
     env = env_for(module_settings, STOCKGATE_LOG_FORMAT="json", STOCKGATE_LOG_LEVEL="info")
-    worker = subprocess.Popen(
-        [STOCKGATE, "worker", "--role", "expiry"],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    children = Supervisor()
+    command = stockgate_command("worker", "--role", "expiry")
+    log = tmp_path / "worker.log"
+    worker = children.start("worker", command, env=env, log=log, cwd=tmp_path)  # no .env here
     try:
-        assert worker.stderr is not None
-        while "worker.started" not in worker.stderr.readline():
-            assert worker.poll() is None, "worker exited"
+        worker.wait_for_output("worker.started", timeout=60)
     finally:
-        worker.terminate()
-    assert worker.wait(10) == 0
+        killed = children.stop()
+    assert killed == [] and worker.exit_code() == 0
 
 
 def test_up_refuses_a_short_secret_key_before_starting_anything(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from stockgate.config import Settings, StoreUrls
 from stockgate.domain.errors import LimitExceeded, SoldOut
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRequest
-from stockgate.services.catalog import add_product, restock
+from stockgate.services.catalog import add_product, new_restock_key, restock
 from stockgate.services.expire import expire_due
 from stockgate.services.reconcile import ReconcileReport, reconcile
 from stockgate.services.reserve import release, reserve
@@ -159,9 +159,16 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(data=st.data(), quantity=st.integers(1, 5))
     def restock(self, data: st.DataObject, quantity: int) -> None:
         product = data.draw(st.sampled_from(self.products))
-        updated = self.run(
-            restock(product.sku, quantity, uow_factory=self.c.uow_factory, gate=self.c.gate)
+        done = self.run(
+            restock(
+                product.sku,
+                quantity,
+                key=new_restock_key(),
+                uow_factory=self.c.uow_factory,
+                gate=self.c.gate,
+            )
         )
+        updated = done.product
         self.products = [updated if p.id == updated.id else p for p in self.products]
 
     @rule()

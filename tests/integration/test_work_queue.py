@@ -67,8 +67,9 @@ async def test_a_job_asked_for_twice_runs_once_and_keys_stay_under_the_prefix(
         job, data = seen[0]
         assert job.name == FULFILL_ORDER and job.job_id == f"fulfill:{order_id}"
         assert data == {"order_id": str(order_id)} and job.attempt == 1
-        keys = [str(k) for k in Redis.from_url(redis_url, decode_responses=True).keys("*fulfill*")]
-        assert keys and all(k.startswith(f"{redis_prefix}:bull:") for k in keys)
+        redis = Redis.from_url(redis_url, decode_responses=True)
+        assert redis.keys(f"{redis_prefix}:bull:fulfillment:*")  # the queue is under the prefix
+        assert not redis.keys("bull:fulfillment:*")  # and not under bullmq's default one
     finally:
         await runner.stop()
         await queue.close()

@@ -11,8 +11,8 @@ from litestar.testing import AsyncTestClient
 
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.entrypoints.admin.routes import admin_routers
+from stockgate.entrypoints.http.client_address import ClientAddresses
 from stockgate.entrypoints.http.problems import HANDLERS
-from stockgate.entrypoints.http.rate_limit import RateLimiter
 from stockgate.entrypoints.http.state import ApiState
 from stockgate.services.ports import AdminSession, ProductActivity
 from tests.fakes import FakeAdminSessions, FakeAdminViews
@@ -26,11 +26,7 @@ class DownSessions(FakeAdminSessions):
 
 def app_for(world: World) -> Litestar:
     app = Litestar(route_handlers=admin_routers(), exception_handlers=HANDLERS)
-    app.state.api = ApiState(
-        container=world.container,
-        customer_limiter=RateLimiter(60, enabled=False),
-        reservation_limiter=RateLimiter(60, enabled=False),
-    )
+    app.state.api = ApiState(container=world.container, addresses=ClientAddresses(()))
     return app
 
 

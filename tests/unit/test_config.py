@@ -132,3 +132,20 @@ def test_up_hands_on_a_configured_secret_key_and_writes_nothing(tmp_path: Path) 
 def test_a_redis_cluster_is_refused_with_what_to_do_until_it_is_supported() -> None:
     with pytest.raises(ValidationError, match="STOCKGATE_REDIS_URL at a single Redis"):
         Settings(redis_cluster=True)
+
+
+def test_rate_limits_and_trusted_proxies_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STOCKGATE_RATE_LIMIT_CUSTOMERS", "5/second;20/minute")
+    monkeypatch.setenv("STOCKGATE_RATE_LIMIT_HOLDS_PER_ADDRESS", "off")
+    monkeypatch.setenv("STOCKGATE_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")
+    settings = Settings()
+    assert settings.rate_limit_customers == "5/second;20/minute"
+    assert [str(n) for n in settings.trusted_networks] == ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]
+    assert Settings(trusted_proxies="").trusted_networks == ()
+    for name, bad in (
+        ("rate_limit_holds_per_customer", "lots"),
+        ("rate_limit_customers", "20/fortnight"),
+        ("trusted_proxies", "10.0.0.0/8,proxy.example"),
+    ):
+        with pytest.raises(ValidationError, match=name):
+            load_settings(**{name: bad})

@@ -140,3 +140,22 @@ def test_children_get_sigterm_when_their_parent_dies(tmp_path: Path) -> None:
     """
     subprocess.run(python(parent), check=True, timeout=30)
     assert gone(int(wait_for_file(child_pid)))
+
+
+def test_wait_for_output_sees_a_line_in_the_log_or_names_the_child_that_exited(
+    tmp_path: Path,
+) -> None:
+    speaks = """
+        import os, time
+        time.sleep(0.2)
+        print("ready in", os.getcwd(), flush=True)
+        time.sleep(60)
+    """
+    with Supervisor() as children:
+        child = children.start("speaker", python(speaks), log=tmp_path / "s.log", cwd=tmp_path)
+        child.wait_for_output(f"ready in {tmp_path}", timeout=20)
+        quiet = children.start("quiet", python("raise SystemExit(4)"), log=tmp_path / "q.log")
+        with pytest.raises(StartFailed, match="quiet exited with code 4"):
+            quiet.wait_for_output("ready", timeout=20)
+        with pytest.raises(StartFailed, match="wrote no 'never' within 0.2 s"):
+            child.wait_for_output("never", timeout=0.2)

@@ -85,6 +85,7 @@ def run_bench(
     results_dir: Path | None = None,
     after_setup: AfterSetup | None = None,
     runs: int = 1,
+    rate_limits: bool = False,
 ) -> int:
     chosen = SCENARIOS.get(scenario)
     if chosen is None:
@@ -106,7 +107,7 @@ def run_bench(
     except WrkMissing as exc:
         err.print(f"[bold red]error:[/] {exc}")
         return 2
-    options = Options(url, duration, connections, with_ceiling, profile, after_setup)
+    options = Options(url, duration, connections, with_ceiling, profile, after_setup, rate_limits)
     if runs > 1:
         return _run_series(settings, chosen, options, runs, as_json, results_dir)
     result = _run_once(settings, chosen, options)
@@ -164,7 +165,10 @@ def _run_once(settings: Settings, chosen: Scenario, options: Options) -> dict[st
             embedded_stores(settings) as urls,
             Progress(*columns, console=err, transient=True) as progress,
         ):
-            return asyncio.run(run(settings, urls, chosen, options, _Steps(progress)))
+            result = asyncio.run(run(settings, urls, chosen, options, _Steps(progress)))
+            if options.url is None:  # a stack of our own: we know whether limits were on
+                result["rate_limits"] = options.rate_limits
+            return result
     except (StoreUnavailable, StackFailed, OSError) as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         return 3

@@ -42,6 +42,8 @@ class Options:
     with_ceiling: bool = True
     profile: Path | None = None  # py-spy raw output of the API under the scenario's load
     after_setup: AfterSetup | None = None  # tests: tamper with the stores before the load
+    # Rate limits on in the stack, set too high to refuse: what counting them costs.
+    rate_limits: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,7 @@ async def stack_for(
         urls,
         workdir,
         with_worker=scenario.needs_worker,
+        rate_limits=options.rate_limits,
         with_stripe=scenario.needs_stripe,
     ) as stack:
         yield stack

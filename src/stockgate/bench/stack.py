@@ -126,7 +126,13 @@ async def delete_prefix(redis_url: str, prefix: str) -> None:
         await redis.aclose()
 
 
-def _child_env(settings: Settings, database_url: str, redis_url: str, port: int) -> dict[str, str]:
+# With --rate-limits: every limit counted in Redis, none ever reached by a bench's load.
+UNREACHABLE_LIMIT = "1000000000/minute"
+
+
+def _child_env(
+    settings: Settings, database_url: str, redis_url: str, port: int, *, rate_limits: bool
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKGATE_")}
     env.update(
         STOCKGATE_DATABASE_URL=database_url,
@@ -137,7 +143,11 @@ def _child_env(settings: Settings, database_url: str, redis_url: str, port: int)
         STOCKGATE_HTTP_WORKERS=str(settings.http_workers),
         STOCKGATE_HOLD_SECONDS=str(settings.hold_seconds),
         STOCKGATE_SECRET_KEY=settings.secret_key.get_secret_value(),
-        STOCKGATE_RATE_LIMIT_ENABLED="false",
+        # Limits off: one address creates thousands of buyers (--rate-limits: counted only).
+        STOCKGATE_RATE_LIMIT_ENABLED="true" if rate_limits else "false",
+        STOCKGATE_RATE_LIMIT_CUSTOMERS=UNREACHABLE_LIMIT,
+        STOCKGATE_RATE_LIMIT_HOLDS_PER_ADDRESS=UNREACHABLE_LIMIT,
+        STOCKGATE_RATE_LIMIT_HOLDS_PER_CUSTOMER=UNREACHABLE_LIMIT,
         STOCKGATE_LOG_LEVEL="warning",  # measure the hot path, not per-request log lines
         STOCKGATE_LOG_FORMAT="json",
         STOCKGATE_EXPIRY_POLL_SECONDS=str(settings.expiry_poll_seconds),
@@ -152,6 +162,7 @@ async def own_stack(
     workdir: Path,
     *,
     with_worker: bool,
+    rate_limits: bool = False,
     with_stripe: bool = False,
 ) -> AsyncIterator[Stack]:
     """Fresh database and Redis prefix, `stockgate api` (and `worker --role all`) on a free
@@ -166,7 +177,7 @@ async def own_stack(
             update={"database_url": database_url, "redis_url": urls.redis_url}
         )
         port = free_port()
-        env = _child_env(settings, database_url, urls.redis_url, port)
+        env = _child_env(settings, database_url, urls.redis_url, port, rate_limits=rate_limits)
         fake_stripe = None
         if with_stripe:  # its own fake Stripe, sending webhooks to this stack's API
             fake_stripe = FakeStripe(

@@ -114,6 +114,13 @@ class RestockInProgress(Conflict):
     title = "Another restock of this product is still being applied"
 
 
+class RestockKeyReused(Conflict):
+    """A restock key names an earlier restock of another quantity: it cannot be a rerun."""
+
+    code = "restock_key_reused"
+    title = "This restock key was used for another restock"
+
+
 class ReservationNotActive(Conflict):
     code = "reservation_not_active"
     title = "Reservation is no longer active"

@@ -9,6 +9,8 @@ from stockgate.domain.errors import InvalidInput
 
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 CURRENCY_PATTERN = re.compile(r"^[a-z]{3}$")
+# A restock's key: a rerun with the same key adds nothing (visible ASCII, no spaces).
+RESTOCK_KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,200}$")
 MAX_STOCK = 1_000_000_000
 MAX_PRICE_CENTS = 100_000_000_00
 
@@ -42,6 +44,11 @@ class NewProduct:
 def check_stock_amount(amount: int, what: str, *, minimum: int = 0) -> None:
     if not minimum <= amount <= MAX_STOCK:
         raise InvalidInput(f"{what} must be an integer between {minimum} and {MAX_STOCK}")
+
+
+def check_restock_key(key: str) -> None:
+    if not RESTOCK_KEY_PATTERN.match(key):
+        raise InvalidInput("restock key must be 1-200 visible ASCII characters (no spaces)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,21 +31,28 @@ async def restock_product(
     actor: str,
     sku: str,
     quantity: int,
+    key: str,
     *,
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
     audit: AuditLog,
-) -> Product:
-    product = await catalog.restock(sku, quantity, uow_factory=uow_factory, gate=gate)
-    before = {**product_record(product), "stock": product.stock - quantity}
+) -> catalog.Restocked:
+    """The catalog's keyed restock (a form sent twice, or a retry, adds nothing the second
+    time), written to the audit log either way."""
+    done = await catalog.restock(sku, quantity, key=key, uow_factory=uow_factory, gate=gate)
+    product = done.product
+    before = {
+        **product_record(product),
+        "stock": product.stock - quantity if done.added else product.stock,
+    }
     await audit.add(
         actor,
         "product.restock",
         sku,
         before=before,
-        after={**product_record(product), "quantity": quantity},
+        after={**product_record(product), "quantity": quantity, "key": key, "added": done.added},
     )
-    return product
+    return done
 
 
 async def change_terms(

@@ -7,28 +7,27 @@ or a timeout finds the same refund instead of making a second one; a canceled or
 again is returned as it is.
 
 Stock: the units of an order never fulfilled go back on sale (its reservation `converted` ->
-`returned`, a `refund_returned` ledger entry per line, then the gate); a fulfilled order's
-goods are gone, so its refund leaves the stock as it is (the rule of decision 0023, shared
-with refunds made in Stripe).
+`returned`, a `refund_returned` ledger entry per line, then the gate's `return_sold`); a
+fulfilled order's goods are gone, so its refund leaves the stock as it is (the rule of
+decision 0023, shared with refunds made in Stripe).
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 
-from stockgate.domain.errors import Conflict, PaymentsUnconfigured
+from stockgate.domain.errors import Conflict, PaymentsUnconfigured, StoreUnavailable
 from stockgate.domain.order import MONEY_TAKEN, Order, OrderStatus
 from stockgate.domain.reservation import Reservation, ReservationStatus
 from stockgate.services.fulfill import OrderNotFound
 from stockgate.services.ports import (
-    Clock,
     PaymentProvider,
     StockGate,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from stockgate.services.reconcile import reconcile_product
 
 CANCELED_BY_OPERATOR = "canceled by an operator"
 
@@ -43,8 +42,6 @@ class CancelDeps:
     uow_factory: UnitOfWorkFactory
     gate: StockGate
     payments: PaymentProvider | None
-    clock: Clock
-    grace_seconds: float  # the reconciler's, used when the gate is brought up to date
 
 
 def refund_key(order_id: uuid.UUID) -> str:
@@ -98,18 +95,11 @@ async def return_refunded_units(
 
 
 async def give_back_sold(reservation: Reservation, deps: CancelDeps) -> None:
-    """Bring the gate up to PostgreSQL for the products of a returned reservation (after the
-    commit). The reconciler's repair of one product, so it is safe beside live takes; if it
-    fails, the maintenance role's next reconcile does it."""
-    for product_id in sorted({line.product_id for line in reservation.lines}):
-        await reconcile_product(
-            product_id,
-            uow_factory=deps.uow_factory,
-            gate=deps.gate,
-            clock=deps.clock,
-            grace_seconds=deps.grace_seconds,
-            fix=True,
-        )
+    """Return a refunded sale's units to the gate (after the commit; keyed by reservation, so
+    a second call gives nothing). If Redis cannot be reached now, the reconciler returns them:
+    it compares the gate's sold units with PostgreSQL's, where the sale already ended."""
+    with contextlib.suppress(StoreUnavailable):
+        await deps.gate.return_sold(reservation)
 
 
 async def _locked(uow: UnitOfWork, order_id: uuid.UUID) -> tuple[Order, Reservation | None]:

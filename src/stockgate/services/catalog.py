@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stockgate.domain.errors import ProductNotFound
-from stockgate.domain.product import NewProduct, Product, check_stock_amount
+from stockgate.domain.errors import ProductNotFound, StoreUnavailable
+from stockgate.domain.product import NewProduct, Product, check_restock_key, check_stock_amount
 from stockgate.services.ports import StockGate, UnitOfWorkFactory
 
 MAX_PRODUCT_ID = 2**63 - 1
@@ -33,21 +34,43 @@ async def add_product(
     return product
 
 
+@dataclass(frozen=True, slots=True)
+class Restocked:
+    product: Product
+    key: str
+    added: bool  # False: this key was applied before; nothing changed now
+    gate_updated: bool  # False: committed, but the gate could not be told; the repair will
+
+
+def new_restock_key() -> str:
+    """A key for a restock whose operator gave none (printed, so a rerun can reuse it)."""
+    return f"restock-{uuid.uuid4().hex}"
+
+
 async def restock(
-    sku: str, quantity: int, *, uow_factory: UnitOfWorkFactory, gate: StockGate
-) -> Product:
+    sku: str, quantity: int, *, key: str, uow_factory: UnitOfWorkFactory, gate: StockGate
+) -> Restocked:
+    """Add units to a product once per key: a rerun with the same key changes nothing, so an
+    operator who does not know whether a restock went through runs it again (decision 0017)."""
     check_stock_amount(quantity, "restock quantity", minimum=1)
+    check_restock_key(key)
     async with uow_factory() as uow:
         # Held across the commit and the gate call: a product's restocks reach the gate in the
         # order of their versions. Out of order, the gate would skip the older one as counted
         # already, and its units would wait for the reconciler.
         await uow.lock_stock(sku)
-        product, version = await uow.products.restock(sku, quantity)
+        added = await uow.products.restock(sku, quantity, key)
         await uow.commit()
         # Commit first, then the gate: a crash in between leaves drift the reconciler repairs;
-        # the version makes a late or repeated adjustment a no-op once it has been counted.
-        await gate.add_stock(product.id, quantity, version)
-    return product
+        # the version makes a late or repeated adjustment a no-op once it has been counted
+        # (so a rerun of a key whose gate call failed brings the gate up to date too).
+        try:
+            await gate.add_stock(added.product.id, quantity, added.version)
+        except StoreUnavailable:
+            # The restock is done: PostgreSQL has it. Failing here would make a careful
+            # operator rerun it; the repair (reconcile) brings the gate up to date.
+            return Restocked(added.product, key, added=added.new, gate_updated=False)
+    return Restocked(added.product, key, added=added.new, gate_updated=True)
 
 
 async def list_products(*, uow_factory: UnitOfWorkFactory, gate: StockGate) -> list[ProductView]:

@@ -152,9 +152,22 @@ class StockGate(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StockAdded:
+    """A restock as PostgreSQL recorded it (now, or earlier under the same key)."""
+
+    product: Product  # as it is now
+    version: int  # id of the restock's stock_added ledger entry
+    new: bool  # False: the key had been applied before, nothing changed now
+
+
 class ProductRepository(Protocol):
     async def add(self, product: NewProduct) -> Product: ...
-    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]: ...
+    async def restock(self, sku: str, quantity: int, key: str) -> StockAdded:
+        """Add units once per key (the key is the stock_added entry's `ref`); the same key
+        with the same quantity again changes nothing, with another raises RestockKeyReused."""
+        ...
+
     async def get(self, product_id: int) -> Product | None: ...
     async def list(self) -> list[Product]: ...
     async def totals(self, product_id: int) -> ProductTotals | None: ...
@@ -568,13 +581,24 @@ class Mailer(Protocol):
 # --------------------------------------------------------------------------- abuse
 
 
+# Scopes of the request limits (each has its own setting; see config.py).
+CUSTOMERS_PER_ADDRESS = "customers_per_address"  # guest identities made, per client address
+HOLDS_PER_ADDRESS = "holds_per_address"  # reservation requests, per client address
+HOLDS_PER_CUSTOMER = "holds_per_customer"  # reservation requests, per customer
+
+
 class RateLimits(Protocol):
-    """Request limits shared by every API node."""
+    """Request limits shared by every API node: a scope name and a key (an address, a
+    customer id, an admin account), counted in Redis. A scope without limits is off."""
 
     async def hit(self, scope: str, key: str) -> None:
         """Count one request of `key` (a client address or customer) in `scope`; raises
         RateLimited (with retry_after) beyond the scope's limit."""
         ...
+
+    async def hit_all(self, *hits: tuple[str, str]) -> None:
+        """Count several (scope, key) at once, waiting for one round trip, not one each;
+        raises RateLimited when any is over its limit."""
 
 
 # --------------------------------------------------------------------------- admin dashboard

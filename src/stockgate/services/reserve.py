@@ -70,7 +70,11 @@ class ReserveDeps:
 
 async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     check_lines(request.lines, max_quantity=deps.max_quantity)
-    refuse_known_sold_out(request.lines, deps.gate)
+    # A request with an Idempotency-Key may be the retry of one that succeeded before the
+    # product sold out, and only the gate knows: the take looks at the key first (decision
+    # 0016). Rate limits bound what keyed requests cost a sold-out product.
+    if request.idempotency_key is None:
+        refuse_known_sold_out(request.lines, deps.gate)
     reservation = Reservation.new(request, now=deps.clock.now(), hold_seconds=deps.hold_seconds)
     result = await take(reservation, request, deps)
     if result.status is TakeStatus.DUPLICATE:

@@ -69,6 +69,27 @@ async def test_sold_out_product_is_refused_without_touching_the_gate(world: Worl
     assert world.gate.calls == []
 
 
+async def test_retry_of_a_success_after_sold_out_gets_the_original(world: World) -> None:
+    a = await world.product(1)
+    buyer = uuid.uuid4()
+    original = await world.reserve([(a.id, 1)], buyer, key="k-1")
+    with pytest.raises(SoldOut):
+        await world.reserve([(a.id, 1)])  # the node now knows the product is sold out
+    assert world.gate.known_sold_out(a.id)
+    again = await world.reserve([(a.id, 1)], buyer, key="k-1")
+    assert again == original
+
+
+async def test_new_keyed_request_on_a_sold_out_product_is_still_sold_out(world: World) -> None:
+    a = await world.product(1)
+    await world.reserve([(a.id, 1)])
+    with pytest.raises(SoldOut):
+        await world.reserve([(a.id, 1)])
+    with pytest.raises(SoldOut):
+        await world.reserve([(a.id, 1)], key="fresh-key")
+    assert len(world.db.data.reservations) == 1  # nothing new written
+
+
 async def test_limit_per_customer_counts_earlier_reservations(world: World) -> None:
     a = await world.product(10, limit=3)
     buyer = uuid.uuid4()

@@ -12,11 +12,16 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from stockgate.adapters.postgres.tables import products, stock_ledger
-from stockgate.domain.errors import DuplicateSku, ProductNotFound
+from stockgate.domain.errors import (
+    DuplicateSku,
+    ProductNotFound,
+    RestockInProgress,
+    RestockKeyReused,
+)
 from stockgate.domain.ledger import LedgerKind, levels_from
 from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
-from stockgate.services.ports import ProductTotals
+from stockgate.services.ports import ProductTotals, StockAdded
 
 # One statement, so one snapshot: stock, sold, active reservations and the ledger agree.
 TOTALS_SQL = sa.text(
@@ -73,26 +78,55 @@ class PostgresProducts:
         await self._stock_added(row.id, product.stock)
         return _product(row)
 
-    async def restock(self, sku: str, quantity: int) -> tuple[Product, int]:
+    async def restock(self, sku: str, quantity: int, key: str) -> StockAdded:
+        found = (
+            await self._connection.execute(products.select().where(products.c.sku == sku))
+        ).one_or_none()
+        if found is None:
+            raise ProductNotFound(sku)
+        earlier = (
+            await self._connection.execute(
+                sa.select(stock_ledger.c.id, stock_ledger.c.quantity).where(
+                    stock_ledger.c.product_id == found.id,
+                    stock_ledger.c.kind == LedgerKind.STOCK_ADDED,
+                    stock_ledger.c.ref == key,
+                )
+            )
+        ).one_or_none()
+        if earlier is not None:
+            if earlier.quantity != quantity:
+                raise RestockKeyReused(
+                    f"restock key {key!r} added {earlier.quantity} units to {sku}, not "
+                    f"{quantity}; use a new key for a new restock"
+                )
+            return StockAdded(_product(found), int(earlier.id), new=False)
         row = (
             await self._connection.execute(
                 products.update()
-                .where(products.c.sku == sku)
+                .where(products.c.id == found.id)
                 .values(stock=products.c.stock + quantity)
                 .returning(*products.c)
             )
-        ).one_or_none()
-        if row is None:
-            raise ProductNotFound(sku)
-        version = await self._stock_added(row.id, quantity)
-        return _product(row), version
+        ).one()
+        try:
+            version = await self._stock_added(row.id, quantity, ref=key)
+        except sa_exc.IntegrityError as exc:
+            # The unique (product, kind, ref) index: the same key is being applied right now
+            # by someone who did not take the product's stock lock first.
+            raise RestockInProgress(f"a restock of {sku} with key {key!r} is in progress") from exc
+        return StockAdded(_product(row), version, new=True)
 
-    async def _stock_added(self, product_id: int, quantity: int) -> int:
+    async def _stock_added(self, product_id: int, quantity: int, *, ref: str | None = None) -> int:
         return int(
             (
                 await self._connection.execute(
                     stock_ledger.insert()
-                    .values(product_id=product_id, kind=LedgerKind.STOCK_ADDED, quantity=quantity)
+                    .values(
+                        product_id=product_id,
+                        kind=LedgerKind.STOCK_ADDED,
+                        quantity=quantity,
+                        ref=ref,
+                    )
                     .returning(stock_ledger.c.id)
                 )
             ).scalar_one()

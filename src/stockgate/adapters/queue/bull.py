@@ -176,6 +176,21 @@ class BullWorkQueue:
         self._queues.clear()
 
 
+def _log_error(queue: str) -> Callable[..., None]:
+    def on_error(error: object, *_: object) -> None:
+        log.warning("jobs.queue_error", queue=queue, error=f"{type(error).__name__}: {error}")
+
+    return on_error
+
+
+def _log_stalled(queue: str) -> Callable[..., None]:
+    def on_stalled(job_id: object, *_: object) -> None:
+        # A worker died or hung past its lock: the job runs again on whichever worker is free.
+        log.warning("jobs.stalled", queue=queue, job_id=str(job_id))
+
+    return on_stalled
+
+
 def _route(job: str, key: str) -> tuple[str, str]:
     if job == FULFILL_ORDER:
         return FULFILLMENT_QUEUE, fulfillment_job_id(uuid.UUID(key))
@@ -202,6 +217,9 @@ class BullJobRunner:
         settings = self._settings
         for name in queues:
             worker = Worker(name, self._processor(name, handle), self._worker_options())
+            # bullmq reports its own trouble (Redis errors, stalled jobs) only as events.
+            worker.on("error", _log_error(name))
+            worker.on("stalled", _log_stalled(name))
             # Seen with bullmq 3.4.4: delays under a second misbehave until the blocking
             # connection knows the Redis version (DESIGN.md, facts about dependencies).
             if worker.blockingRedisConnection is not None:

@@ -81,7 +81,7 @@ async def login(request: Request[Any, Any, Any]) -> Response[Any]:
     state = state_of(request)
     try:
         session = await log_in(
-            username, password, client_address(request), deps=state.container.auth_deps
+            username, password, client_address(request, state), deps=state.container.auth_deps
         )
     except errors.LoginThrottled as exc:
         throttled = _form_page(request, 429, error=exc.detail, username=username)

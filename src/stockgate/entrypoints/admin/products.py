@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
+from urllib.parse import urlencode
 
 from litestar import Request, Response, get, post
 from litestar.response import Redirect
@@ -14,6 +14,7 @@ from stockgate.entrypoints.admin.forms import Form
 from stockgate.entrypoints.admin.web import render, session_of, state_of
 from stockgate.services import catalog
 from stockgate.services.admin_products import change_terms, create_product, restock_product
+from stockgate.services.catalog import new_restock_key
 
 
 async def _page(
@@ -35,7 +36,7 @@ async def _page(
         form=form,
         form_for=form_for,
         notice=notice or request.query_params.get("notice"),
-        new_key=secrets.token_urlsafe(12),
+        new_key=new_restock_key(),
     )
 
 
@@ -79,14 +80,18 @@ async def restock(request: Request[Any, Any, Any], product_id: int) -> Response[
     form = Form.of(await request.form())
     quantity = form.integer("quantity", "Quantity", minimum=1, maximum=MAX_STOCK)
     sku = form.text("sku", "SKU")
+    # The key comes with the form (made when the page was shown): sending the same form again
+    # (a double click, a retry after a timeout) adds nothing the second time.
+    key = form.text("key", "Restock key")
     if not form.ok or quantity is None:
         return await _page(request, 422, form=form, form_for=f"restock-{product_id}")
     container = state_of(request).container
     try:
-        await restock_product(
+        done = await restock_product(
             session_of(request).username,
             sku,
             quantity,
+            key,
             uow_factory=container.uow_factory,
             gate=container.gate,
             audit=container.audit,
@@ -96,7 +101,11 @@ async def restock(request: Request[Any, Any, Any], product_id: int) -> Response[
             raise
         form.errors["_"] = exc.detail
         return await _page(request, 422, form=form, form_for=f"restock-{product_id}")
-    return Redirect(f"/admin/products?notice=Restocked+{sku}+by+{quantity}", status_code=303)
+    if not done.added:
+        notice = f"This restock of {sku} (key {key}) was applied before: nothing changed"
+    else:
+        notice = f"Restocked {sku} by {quantity}"
+    return Redirect(f"/admin/products?{urlencode({'notice': notice})}", status_code=303)
 
 
 @post("/products/{product_id:int}/terms", include_in_schema=False, status_code=303)

@@ -48,12 +48,22 @@ async def add(settings: Settings, new: NewProduct) -> dict[str, object]:
     return await with_container(settings, work)
 
 
-async def restock(settings: Settings, sku: str, quantity: int) -> dict[str, object]:
+async def restock(settings: Settings, sku: str, quantity: int, key: str) -> dict[str, object]:
     async def work(c: Container) -> dict[str, object]:
-        product = await catalog.restock(sku, quantity, uow_factory=c.uow_factory, gate=c.gate)
-        return as_dict(
-            await catalog.get_product(product.id, uow_factory=c.uow_factory, gate=c.gate)
-        )
+        done = await catalog.restock(sku, quantity, key=key, uow_factory=c.uow_factory, gate=c.gate)
+        if done.gate_updated:
+            view = await catalog.get_product(
+                done.product.id, uow_factory=c.uow_factory, gate=c.gate
+            )
+            shown = as_dict(view)
+        else:  # Redis is down: what is available is not known right now
+            shown = {**as_dict(catalog.ProductView(done.product, 0)), "available": None}
+        return {
+            **shown,
+            "restock_key": done.key,
+            "added": done.added,
+            "gate_updated": done.gate_updated,
+        }
 
     return await with_container(settings, work)
 

@@ -1,28 +1,31 @@
 """The `stockgate` command line (typer). Thin: parse, call a service, print, exit.
 
 Exit codes: 0 success, 1 drift or failure at run time, 2 bad input (one line, no traceback),
-3 a backing store is unavailable.
+3 a backing store is unavailable (see console.py, which maps errors to them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from stockgate.config import Settings, load_settings, weak_secret_key
-from stockgate.domain.errors import InvalidInput, StockgateError, StoreUnavailable
-
-T = TypeVar("T")
+from stockgate.domain.errors import InvalidInput, StoreUnavailable
+from stockgate.entrypoints.cli.console import (
+    err,
+    fail,
+    out,
+    parse_int,
+    production_settings,
+    run,
+    settings,
+)
+from stockgate.entrypoints.cli.orders import orders_app
 
 app = typer.Typer(
     help="stockgate: sell limited stock to many buyers at once, never oversell.",
@@ -34,9 +37,7 @@ products_app = typer.Typer(help="Manage the catalog.", no_args_is_help=True)
 admin_app = typer.Typer(help="Manage admin users.", no_args_is_help=True)
 app.add_typer(products_app, name="products")
 app.add_typer(admin_app, name="admin")
-
-out = Console()
-err = Console(stderr=True)
+app.add_typer(orders_app, name="orders")  # sub-commands in modules of their own
 
 
 class Role(StrEnum):
@@ -44,61 +45,6 @@ class Role(StrEnum):
     EXPIRY = "expiry"
     MAINTENANCE = "maintenance"
     ALL = "all"
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = "STOCKGATE_" + "_".join(str(p) for p in first["loc"]).upper()
-        fail(f"{name}: {first['msg']}")
-
-
-def production_settings() -> Settings:
-    """Settings for a process that serves buyers, with its stores found before it starts.
-
-    A secret key anyone could know is refused (exit 2); stores that cannot be found exit 3.
-    The URLs found (the embedded servers' when none is configured) go on in the settings.
-    """
-    from stockgate.adapters.embedded.stores import resolve
-
-    loaded = settings()
-    weak = weak_secret_key(loaded.secret_key.get_secret_value())
-    if weak is not None:
-        fail(weak)
-    try:
-        urls = resolve(loaded)
-    except StoreUnavailable as exc:
-        fail(exc.detail, 3)
-    return loaded.model_copy(
-        update={"database_url": urls.database_url, "redis_url": urls.redis_url}
-    )
-
-
-def parse_int(value: str, what: str, *, minimum: int = 0) -> int:
-    try:
-        number = int(value.strip())
-    except ValueError:
-        fail(f"{what} must be a whole number, got {value!r}")
-    if number < minimum:
-        fail(f"{what} must be at least {minimum}, got {number}")
-    return number
-
-
-def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run async work, mapping domain errors to one-line messages and exit codes."""
-    try:
-        return asyncio.run(work())  # type: ignore[arg-type]  # a coroutine function's result
-    except StoreUnavailable as exc:
-        fail(exc.detail, 3)
-    except StockgateError as exc:
-        fail(exc.detail, 2)
 
 
 @app.command()
@@ -184,13 +130,49 @@ def products_add(
 def products_restock(
     sku: Annotated[str, typer.Argument(help="SKU of the product.")],
     quantity: Annotated[str, typer.Argument(help="Units to add.")],
+    key: Annotated[
+        str | None,
+        typer.Option(
+            "--key",
+            help="Restock key: a rerun with the same key adds nothing. "
+            "Generated and printed when not given.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Add units to a product's stock (also during a live sale)."""
+    """Add units to a product's stock (also during a live sale), once per key.
+
+    When it is unclear whether a restock went through (an error, a lost terminal), run it
+    again with the same --key: it adds the units only if they were not added yet.
+    """
+    from stockgate.domain.product import check_restock_key
     from stockgate.entrypoints.cli.catalog import restock
+    from stockgate.services.catalog import new_restock_key
 
     units = parse_int(quantity, "quantity", minimum=1)
-    view = run(lambda: restock(settings(), sku, units))
+    generated = key is None
+    if key is None:
+        key = new_restock_key()
+    else:
+        try:
+            check_restock_key(key)
+        except InvalidInput as exc:
+            fail(f"--key: {exc.detail}")
+    rerun = (
+        f"rerun with the same key to be safe: stockgate products restock {sku} {units} --key {key}"
+    )
+    view = run(lambda: restock(settings(), sku, units, key), on_store_error=rerun)
+    if generated:
+        err.print(f"restock key: {key}", highlight=False, soft_wrap=True)
+    if not view["added"]:
+        err.print(f"note: restock key {key} was applied before; nothing added now", highlight=False)
+    if not view["gate_updated"]:
+        err.print(
+            "note: the restock is committed, but Redis could not be updated now; the repair "
+            "(`stockgate reconcile --fix`, or the maintenance worker) makes the units available",
+            highlight=False,
+            soft_wrap=True,
+        )
     print_products([view], as_json, single=True)
 
 
@@ -216,7 +198,7 @@ def print_products(views: list[dict[str, object]], as_json: bool, *, single: boo
             str(v["name"]),
             f"{int(str(v['price_cents'])) / 100:.2f} {str(v['currency']).upper()}",
             str(v["stock"]),
-            str(v["available"]),
+            "unknown" if v["available"] is None else str(v["available"]),
             str(v["limit_per_customer"] or "-"),
         )
     out.print(table)
@@ -274,6 +256,14 @@ def bench(
         int,
         typer.Option(help="Run it this many times (1-50) and show medians and goals met."),
     ] = 1,
+    rate_limits: Annotated[
+        bool,
+        typer.Option(
+            "--rate-limits",
+            help="Count the rate limits in Redis as production does (set too high to refuse), "
+            "to measure what they cost; default: off.",
+        ),
+    ] = False,
 ) -> None:
     """Run a load scenario and check consistency afterwards; non-zero exit on any drift."""
     from stockgate.bench.cli import run_bench
@@ -289,14 +279,9 @@ def bench(
             with_ceiling=with_ceiling,
             profile=profile,
             runs=runs,
+            rate_limits=rate_limits,
         )
     )
-
-
-# Sub-commands in their own modules (they use the helpers above, so they come after them).
-from stockgate.entrypoints.cli.orders import orders_app  # noqa: E402
-
-app.add_typer(orders_app, name="orders")
 
 
 def main() -> None:

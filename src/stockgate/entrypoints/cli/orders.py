@@ -5,19 +5,20 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from stockgate.bootstrap import Container
 from stockgate.domain.errors import NotificationFailed
 from stockgate.domain.order import Order, OrderStatus
-from stockgate.entrypoints.cli.catalog import with_container
-from stockgate.entrypoints.cli.main import fail, out, run, settings
-from stockgate.services.cancel import CANCELED_BY_OPERATOR, cancel_with_refund
-from stockgate.services.fulfill import retry_fulfillment
-from stockgate.services.order_admin import OrderDetails, list_orders, order_details
+from stockgate.entrypoints.cli.console import fail, out, run, settings
+
+if TYPE_CHECKING:  # the services and stores are imported by the command that runs, not --help
+    from stockgate.bootstrap import Container
+    from stockgate.services.order_admin import OrderDetails
+
+CANCELED_BY_OPERATOR = "canceled by an operator"
 
 orders_app = typer.Typer(
     help="Look at orders; retry a failed fulfillment; cancel a paid order with a refund.",
@@ -105,6 +106,8 @@ def orders_list(
     as_json: JsonOption = False,
 ) -> None:
     """List orders, oldest first (e.g. --status fulfillment_failed)."""
+    from stockgate.entrypoints.cli.catalog import with_container
+    from stockgate.services.order_admin import list_orders
 
     async def work(c: Container) -> list[Order]:
         return await list_orders(c.uow_factory, status or [], limit=limit)
@@ -117,6 +120,9 @@ def orders_show(
     order_id: Annotated[str, typer.Argument(help="The order's id.")], as_json: JsonOption = False
 ) -> None:
     """Show one order with its history (payments, attempts, notifications, refunds)."""
+    from stockgate.entrypoints.cli.catalog import with_container
+    from stockgate.services.order_admin import order_details
+
     oid = parse_order_id(order_id)
 
     async def work(c: Container) -> OrderDetails:
@@ -138,6 +144,9 @@ def orders_retry(
     order_id: Annotated[str, typer.Argument(help="The order's id.")], as_json: JsonOption = False
 ) -> None:
     """Try to fulfill a failed order now (exit 1 if it fails again; safe to repeat)."""
+    from stockgate.entrypoints.cli.catalog import with_container
+    from stockgate.services.fulfill import retry_fulfillment
+
     oid = parse_order_id(order_id)
 
     async def work(c: Container) -> Order | str:
@@ -161,6 +170,9 @@ def orders_cancel(
     as_json: JsonOption = False,
 ) -> None:
     """Cancel a paid order: refund it in full and put unshipped stock back (safe to repeat)."""
+    from stockgate.entrypoints.cli.catalog import with_container
+    from stockgate.services.cancel import cancel_with_refund
+
     oid = parse_order_id(order_id)
 
     async def work(c: Container) -> Order:

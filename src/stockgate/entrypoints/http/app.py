@@ -15,9 +15,9 @@ import stockgate
 from stockgate.bootstrap import bootstrap
 from stockgate.config import Settings, StoreUrls, load_settings
 from stockgate.entrypoints.admin.routes import admin_routers
+from stockgate.entrypoints.http.client_address import ClientAddresses
 from stockgate.entrypoints.http.fast_path import ReservationFastPath
 from stockgate.entrypoints.http.problems import HANDLERS
-from stockgate.entrypoints.http.rate_limit import RateLimiter
 from stockgate.entrypoints.http.request_context import RequestContext
 from stockgate.entrypoints.http.reservation_docs import describe_reservations
 from stockgate.entrypoints.http.routes import ROUTES
@@ -44,11 +44,8 @@ def create_litestar(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         container = await bootstrap(settings, urls, api_node=True)
-        limit = settings.rate_limit_per_minute
         app.state.api = ApiState(
-            container=container,
-            customer_limiter=RateLimiter(limit, enabled=settings.rate_limit_enabled),
-            reservation_limiter=RateLimiter(limit, enabled=settings.rate_limit_enabled),
+            container=container, addresses=ClientAddresses(settings.trusted_networks)
         )
         # Long-lived start-up objects leave the garbage collector's view, and young
         # collections run less often: collection pauses were most of the p99

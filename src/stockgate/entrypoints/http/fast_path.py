@@ -48,8 +48,11 @@ class ReservationFastPath:
         started = time.perf_counter()
         authorization = idempotency_key = incoming_id = None
         declared: int | None = None
+        forwarded: list[str] = []
         for name, value in scope["headers"]:
-            if name == b"authorization":
+            if name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"idempotency-key":
                 idempotency_key = value.decode("latin-1")
@@ -62,7 +65,9 @@ class ReservationFastPath:
         try:
             body = await read_body(receive, declared=declared, limit=self._max_body)
             state: ApiState = self.app.state.api
-            answer = await answer_reservation(state, authorization, idempotency_key, body)
+            peer = scope.get("client")
+            client = state.addresses.of(peer[0] if peer else None, forwarded)
+            answer = await answer_reservation(state, authorization, idempotency_key, body, client)
         except BodyTooLarge as exc:
             answer = _problem(413, exc)
         except Exception:  # the process boundary: log it, answer 500, keep serving

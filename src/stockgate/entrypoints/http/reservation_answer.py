@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import msgspec
 
-from stockgate.domain.errors import InvalidInput, StockgateError
+from stockgate.domain.errors import InvalidInput, StockgateError, Unauthorized
 from stockgate.domain.reservation import ReserveRequest
 from stockgate.entrypoints.http.problems import PROBLEM, problem_body, status_of
 from stockgate.entrypoints.http.schemas import ReservationIn, ReservationOut, decode_body
-from stockgate.entrypoints.http.state import ApiState, bearer_customer
+from stockgate.entrypoints.http.state import ApiState, bearer_customer, limit_holds
+from stockgate.services.ports import HOLDS_PER_ADDRESS
 from stockgate.services.reserve import reserve
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # visible ASCII, no spaces
@@ -27,11 +28,21 @@ class Answer:
 
 
 async def answer_reservation(
-    state: ApiState, authorization: str | None, idempotency_key: str | None, body: bytes
+    state: ApiState,
+    authorization: str | None,
+    idempotency_key: str | None,
+    body: bytes,
+    client: str,
 ) -> Answer:
+    """`client`: the client's address as a limit key (client_address.py)."""
     try:
-        customer_id = bearer_customer(authorization, state)
-        state.reservation_limiter.check(customer_id.hex)
+        limits = state.container.rate_limits
+        try:
+            customer_id = bearer_customer(authorization, state)
+        except Unauthorized:
+            await limits.hit(HOLDS_PER_ADDRESS, client)  # bad tokens count for the address
+            raise
+        await limit_holds(state, client, customer_id)
         if idempotency_key is not None and not IDEMPOTENCY_KEY.match(idempotency_key):
             raise InvalidInput("Idempotency-Key must be 1-200 visible ASCII characters")
         data = decode_body(body, ReservationIn)

@@ -10,6 +10,7 @@ from litestar import Request, Response, delete, get, post
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from stockgate.adapters import metrics
+from stockgate.domain.errors import Unauthorized
 from stockgate.entrypoints.http.health import readiness
 from stockgate.entrypoints.http.payments import ROUTES as PAYMENT_ROUTES
 from stockgate.entrypoints.http.schemas import (
@@ -19,8 +20,9 @@ from stockgate.entrypoints.http.schemas import (
     ReservationOut,
     decode_body,
 )
-from stockgate.entrypoints.http.state import api, client_address, customer_of
+from stockgate.entrypoints.http.state import api, client_address, customer_of, limit_holds
 from stockgate.services import cart, catalog
+from stockgate.services.ports import CUSTOMERS_PER_ADDRESS, HOLDS_PER_ADDRESS
 from stockgate.services.reserve import get_reservation, release
 
 
@@ -48,7 +50,7 @@ async def openapi_schema(request: Request[Any, Any, Any]) -> Response[bytes]:
 @post("/api/v1/customers", tags=["customers"], summary="Create a guest customer and its token.")
 async def create_customer(request: Request[Any, Any, Any]) -> CustomerOut:
     state = api(request)
-    state.customer_limiter.check(client_address(request))
+    await state.container.rate_limits.hit(CUSTOMERS_PER_ADDRESS, client_address(request, state))
     issued = state.container.tokens.issue()
     return CustomerOut(str(issued.customer_id), issued.token)
 
@@ -119,8 +121,13 @@ async def add_reservation_items(
     request: Request[Any, Any, Any], reservation_id: uuid.UUID
 ) -> ReservationOut:
     state = api(request)
-    state.reservation_limiter.check(client_address(request))
-    customer_id = customer_of(request, state)
+    client = client_address(request, state)
+    try:
+        customer_id = customer_of(request, state)
+    except Unauthorized:
+        await state.container.rate_limits.hit(HOLDS_PER_ADDRESS, client)
+        raise
+    await limit_holds(state, client, customer_id)
     data = decode_body(await request.body(), ReservationIn)
     grown = await cart.add_items(
         reservation_id, customer_id, data.lines(), state.container.reserve_deps

@@ -11,14 +11,14 @@ from litestar import Request
 from stockgate.adapters import metrics
 from stockgate.bootstrap import Container
 from stockgate.domain.errors import Unauthorized
-from stockgate.entrypoints.http.rate_limit import RateLimiter
+from stockgate.entrypoints.http.client_address import ClientAddresses
+from stockgate.services.ports import HOLDS_PER_ADDRESS, HOLDS_PER_CUSTOMER
 
 
 @dataclass(slots=True)
 class ApiState:
     container: Container
-    customer_limiter: RateLimiter
-    reservation_limiter: RateLimiter
+    addresses: ClientAddresses  # who the client is (trusted proxies' X-Forwarded-For)
     taken: Any = metrics.HOLDS_TAKEN
     _refused: dict[str, Any] = field(default_factory=dict)
 
@@ -49,5 +49,14 @@ def bearer_customer(header: str | None, state: ApiState) -> uuid.UUID:
     return state.container.tokens.verify(token.strip())
 
 
-def client_address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+def client_address(request: Request[Any, Any, Any], state: ApiState) -> str:
+    """The client's address as a limit key (see client_address.py)."""
+    peer = request.client.host if request.client else None
+    return state.addresses.of(peer, request.headers.getall("x-forwarded-for", []))
+
+
+async def limit_holds(state: ApiState, client: str, customer_id: uuid.UUID) -> None:
+    """Count a request that may take stock, per client address and per customer (429 beyond)."""
+    await state.container.rate_limits.hit_all(
+        (HOLDS_PER_ADDRESS, client), (HOLDS_PER_CUSTOMER, customer_id.hex)
+    )

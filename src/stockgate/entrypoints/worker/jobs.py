@@ -62,6 +62,13 @@ class UnknownJob(StockgateError):
 async def fulfill_order(container: Container, job: JobContext, data: Mapping[str, Any]) -> object:
     result = await fulfill.fulfill_order(uuid.UUID(str(data["order_id"])), container.fulfill_deps)
     metrics.FULFILLMENTS.labels(result.outcome.value).inc()
+    log.info(
+        "fulfillment.attempt",
+        order_id=str(data["order_id"]),
+        outcome=result.outcome.value,
+        attempt=job.attempt,
+        error=result.error.detail if result.error else None,
+    )
     if result.lag_seconds is not None:
         metrics.FULFILLMENT_LAG.observe(result.lag_seconds)
     if result.retry is not None:
@@ -157,7 +164,7 @@ def dispatcher(container: Container) -> JobHandle:
             return await JOBS[job.name].run(container, job, data)
         if job.name in tasks:
             metrics.PERIODIC_RUNS.labels(job.name).inc()
-            log.debug("maintenance.task", task=job.name, job_id=job.job_id)
+            log.info("maintenance.task", task=job.name, job_id=job.job_id)
             return await tasks[job.name].run(container)
         raise UnknownJob(f"no handler for job {job.name!r} (id {job.job_id})")
 

@@ -23,6 +23,17 @@
   let stripe = null;
   let card = null;
   let paid = false; // the payment method was sent: wait for the order, do not ask again
+  let cardMounted = false;
+
+  // The fake Stripe's stand-in declares a global `class Element`, which hides the DOM's
+  // Element from every script on the page (htmx's `instanceof Element` checks then fail and
+  // nothing is swapped). Its card element is made now, while that class is needed, and the
+  // DOM's Element is put back before htmx starts (it starts after the deferred scripts).
+  if (config.stripe_fake && typeof Stripe === "function") {
+    stripe = Stripe(config.stripe_publishable_key);
+    card = stripe.elements().create("card");
+    if (Element !== window.Element) Element = window.Element; // a class binding is writable
+  }
 
   // ------------------------------------------------------------------ messages
 
@@ -257,7 +268,8 @@
     clearMessage();
     try {
       const started = await call("POST", `/api/v1/reservations/${cart.id}/checkout`);
-      order = { id: started.order_id, status: started.status };
+      order = { id: started.order_id, status: started.status, client_secret: started.client_secret };
+      await loadCart(); // checkout holds the reservation longer while the payment is in flight
       localStorage.setItem(KEYS.order, order.id);
       $("payment-amount").textContent = `${(started.amount_cents / 100).toFixed(2)} ${started.currency.toUpperCase()}`;
       showPayment();
@@ -275,7 +287,10 @@
     if (!stripe) {
       stripe = Stripe(config.stripe_publishable_key);
       card = stripe.elements().create("card");
+    }
+    if (!cardMounted) {
       card.mount("#card-element");
+      cardMounted = true;
       labelCardInputs();
     }
     const first = document.querySelector("#card-element input");
@@ -308,7 +323,14 @@
     $("pay").disabled = true;
     try {
       const method = await paymentMethod();
-      await call("POST", `/api/v1/orders/${order.id}/payment-method`, { payment_method: method });
+      const payment = await call("POST", `/api/v1/orders/${order.id}/payment-method`, { payment_method: method });
+      if (payment.payment_status === "requires_action" && !config.stripe_fake) {
+        // 3-D Secure: Stripe.js shows the bank's step, then the payment goes on.
+        const confirmed = await stripe.confirmCardPayment(order.client_secret);
+        if (confirmed.error) throw new Problem(402, { code: "payment_declined", detail: confirmed.error.message });
+      } else if (payment.payment_status === "requires_payment_method") {
+        throw new Problem(402, { code: "payment_declined", detail: "the card was not accepted" });
+      }
       paid = true;
       $("payment").hidden = true;
       followOrder();
