@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import datetime
+from ipaddress import ip_network
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -14,9 +17,12 @@ from stockgate.entrypoints.admin.routes import admin_routers
 from stockgate.entrypoints.http.client_address import ClientAddresses
 from stockgate.entrypoints.http.problems import HANDLERS
 from stockgate.entrypoints.http.state import ApiState
+from stockgate.services.admins import create_admin
 from stockgate.services.ports import AdminSession, ProductActivity
 from tests.fakes import FakeAdminSessions, FakeAdminViews
 from tests.unit.conftest import World
+
+CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 
 
 class DownSessions(FakeAdminSessions):
@@ -90,3 +96,23 @@ async def test_postgres_down_for_a_logged_in_admin_is_a_clear_page(world: World)
         assert "not answering" in page.text and "postgres" in page.text
         live = await client.get("/admin/overview/live", headers={"Accept": "application/json"})
         assert live.status_code == 503 and live.json()["code"] == "unavailable"
+
+
+async def test_login_cookie_is_secure_behind_a_trusted_tls_proxy_only(world: World) -> None:
+    await create_admin("ops", "correct horse battery", users=world.container.admin_users)
+    for trusted, secure in (((), False), ((ip_network("127.0.0.0/8"),), True)):
+        app = app_for(world)
+        app.state.api.addresses = ClientAddresses(trusted)
+        transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))  # type: ignore[arg-type]  # Litestar narrows ASGI types
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin.test") as client:
+            page = await client.get("/admin/login")
+            token = CSRF.search(page.text)
+            assert token
+            answer = await client.post(
+                "/admin/login",
+                data={"username": "ops", "password": "correct horse battery", "_csrf": token[1]},
+                headers={"X-Forwarded-Proto": "https"},
+                follow_redirects=False,
+            )
+            assert answer.status_code == 303
+            assert ("Secure" in answer.headers["set-cookie"]) is secure

@@ -78,7 +78,12 @@ def is_htmx(request: Request[Any, Any, Any]) -> bool:
 
 
 def secure_cookies(request: Request[Any, Any, Any]) -> bool:
-    return request.url.scheme == "https"
+    """HTTPS here, or at a trusted proxy in front that says so (TLS ended at the proxy)."""
+    if request.url.scheme == "https":
+        return True
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return forwarded == "https" and api(request).addresses.trusts(peer)
 
 
 async def guard(request: Request[Any, Any, Any]) -> Response[Any] | None:
