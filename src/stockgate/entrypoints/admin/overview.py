@@ -17,9 +17,9 @@ from stockgate.services.ports import ProductActivity, QueueDepth
 log = structlog.get_logger(__name__)
 
 POLL_SECONDS = 3
-# The figures come from PostgreSQL (the truth), and summing a big sale's sold units takes about
-# a second at 300k reservations (docs/operations.md): every open tab of one API node shares one
-# reading this young, so operators watching cost one query per few seconds, not one per tab.
+# The figures come from PostgreSQL (the truth), and a reading of a big sale takes a few hundred
+# milliseconds (300k reservations: docs/operations.md): every open tab of one API node shares
+# one reading this young, so operators watching cost one query per few seconds, not one per tab.
 FRESH_SECONDS = 2.5
 
 
