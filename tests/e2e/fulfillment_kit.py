@@ -142,7 +142,7 @@ class WorkerProcess:
 
 
 def start_worker(
-    env: dict[str, str], role: str, log_dir: Path, timeout: float = 30
+    env: dict[str, str], role: str, log_dir: Path, timeout: float = 120
 ) -> WorkerProcess:
     log_path = log_dir / f"worker-{role}-{secrets.token_hex(3)}.log"
     # Through the supervisor: a session of its own, and SIGTERM should this test process die.

@@ -32,7 +32,9 @@ def own_fake_stripe() -> Iterator[FakeStripe]:
 
 
 @pytest.fixture(scope="module")
-def stack(module_settings: Settings, own_fake_stripe: FakeStripe) -> Iterator[str]:
+def stack(
+    module_settings: Settings, own_fake_stripe: FakeStripe, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     env = env_for(
         module_settings,
         **own_fake_stripe.environment(),
