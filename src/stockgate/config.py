@@ -8,7 +8,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stockgate.domain.reservation import MAX_QUANTITY
@@ -165,12 +165,14 @@ class Settings(BaseSettings):
         default=None, description="Receives signed order notifications."
     )
     merchant_webhook_secret: SecretStr | None = Field(
-        default=None, description="Signs merchant notifications."
+        default=None, description="Signs merchant notifications.", validate_default=True
     )
     smtp_url: str | None = Field(default=None, description="Optional SMTP server for email.")
     # --- fulfillment and workers (issue 20): the job queue, retries, notifications, schedules
     merchant_email: str | None = Field(
-        default=None, description="Receives order emails when STOCKGATE_SMTP_URL is set."
+        default=None,
+        description="Receives order emails when STOCKGATE_SMTP_URL is set.",
+        validate_default=True,
     )
     smtp_from: str = Field(default="stockgate@localhost", description="Sender of order emails.")
     notify_timeout_seconds: float = Field(
@@ -258,6 +260,19 @@ class Settings(BaseSettings):
     admin_login_window_seconds: int = Field(
         default=900, ge=1, description="How long failed admin logins are counted (and the wait)."
     )
+    # Live stock (Socket.IO)
+    live_stock_interval_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="Live stock: at most one `stock` update per product per this many seconds.",
+    )
+    live_stock_max_watch: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Live stock: most products one Socket.IO client may watch.",
+    )
     # --- storefront (the buyer's page at /)
     storefront_vendor_dir: Path | None = Field(
         default=None,
@@ -301,6 +316,30 @@ class Settings(BaseSettings):
                 "STOCKGATE_REDIS_URL at a single Redis (see docs/operations.md)"
             )
         return value
+
+    # --- fulfillment: a half-configured notification would fulfill orders without telling anyone
+    @field_validator("merchant_webhook_secret")
+    @classmethod
+    def _secret_with_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if info.data.get("merchant_webhook_url") and not (value and value.get_secret_value()):
+            raise ValueError("is required when STOCKGATE_MERCHANT_WEBHOOK_URL is set")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("smtp://", "smtps://")):
+            raise ValueError("must be an smtp:// or smtps:// URL")
+        return value
+
+    @field_validator("merchant_email")
+    @classmethod
+    def _email_with_smtp(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("smtp_url") and not value:
+            raise ValueError("is required when STOCKGATE_SMTP_URL is set (who gets the email)")
+        return value or None
 
     @field_validator(
         "rate_limit_customers", "rate_limit_holds_per_address", "rate_limit_holds_per_customer"

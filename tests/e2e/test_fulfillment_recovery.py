@@ -19,6 +19,7 @@ from stockgate.bootstrap import Container, bootstrap
 from stockgate.config import Settings, StoreUrls
 from stockgate.domain.order import OrderStatus
 from stockgate.domain.product import NewProduct
+from stockgate.entrypoints.worker.jobs import PERIODIC
 from stockgate.services.catalog import add_product
 from stockgate.services.fulfill import retry_fulfillment
 from stockgate.services.order_admin import list_orders
@@ -187,6 +188,8 @@ async def test_two_maintenance_workers_run_each_periodic_task_once_per_period(
         STOCKGATE_REQUEUE_INTERVAL_SECONDS=str(period),
         STOCKGATE_QUEUE_DEPTH_INTERVAL_SECONDS=str(period),
         STOCKGATE_PURGE_INTERVAL_SECONDS=str(period),
+        STOCKGATE_PAYMENTS_INTERVAL_SECONDS=str(period),
+        STOCKGATE_LOG_LEVEL="debug",  # each task's run is a debug line
     )
     with workers(env, tmp_path, "maintenance", "maintenance") as pair:
         await asyncio.sleep(3)  # both are up now: several periods with two of them
@@ -194,8 +197,7 @@ async def test_two_maintenance_workers_run_each_periodic_task_once_per_period(
     by_task: dict[str, list[int]] = {}
     for run in runs:  # job id `repeat:<task>:<start of its period in ms>`
         by_task.setdefault(run["task"], []).append(int(run["job_id"].rsplit(":", 1)[1]))
-    tasks = {"reconcile", "requeue-paid-orders", "queue-depth", "purge-finished-jobs"}
-    assert set(by_task) == tasks
+    assert set(by_task) == {task.name for task in PERIODIC}
     for task, starts in by_task.items():
         starts.sort()
         assert len(starts) >= 4, (task, starts)

@@ -43,7 +43,8 @@ async def test_paid_orders_are_fulfilled_with_one_valid_notification_each_despit
             for order in orders:
                 await wait_for_status(module_container, order.id, OrderStatus.FULFILLED)
             assert first.stop() == 0  # SIGTERM: a clean exit
-        with workers(env, tmp_path, "fulfillment") as (second,):
+        # The restart is `--role all` (what `stockgate up` runs): it takes fulfillment jobs too.
+        with workers(env, tmp_path, "all") as (second,):
             for order in orders:  # asked again after a restart: the handler sees it is done
                 await queue.request_fulfillment(order.id)
             await until_no_job_left(module_container)

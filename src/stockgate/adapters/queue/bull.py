@@ -76,7 +76,7 @@ class BullWorkQueue:
         self._settings = settings
         self._queues: dict[str, Queue] = {}
 
-    def _queue(self, name: str) -> Queue:
+    def queue(self, name: str) -> Queue:
         queue = self._queues.get(name)
         if queue is None:
             queue = Queue(
@@ -122,13 +122,13 @@ class BullWorkQueue:
         *,
         delay_seconds: float = 0,
     ) -> None:
-        await self._queue(queue).add(
+        await self.queue(queue).add(
             job, dict(data), self.job_options(job_id, delay_seconds=delay_seconds)
         )
 
     async def request_again(self, job: str, key: str, data: Mapping[str, Any]) -> bool:
         queue_name, job_id = _route(job, key)
-        queue = self._queue(queue_name)
+        queue = self.queue(queue_name)
         state = await queue.getJobState(job_id)
         if state in ("waiting", "active", "delayed", "prioritized", "waiting-children"):
             return False
@@ -141,7 +141,7 @@ class BullWorkQueue:
         found = []
         now_ms = time.time() * 1000
         for name in QUEUES:
-            queue = self._queue(name)
+            queue = self.queue(name)
             counts = await queue.getJobCounts("waiting", "active", "delayed", "failed")
             oldest = 0.0
             # New jobs are pushed on the left and taken from the right: the oldest is last.
@@ -167,7 +167,7 @@ class BullWorkQueue:
         removed = 0
         for name in QUEUES:
             for state in ("completed", "failed"):
-                removed += len(await self._queue(name).clean(grace_ms, 1000, state))
+                removed += len(await self.queue(name).clean(grace_ms, 1000, state))
         return removed
 
     async def close(self) -> None:
@@ -214,7 +214,6 @@ class BullJobRunner:
     async def start(
         self, queues: Sequence[str], handle: JobHandle, schedules: Sequence[Schedule] = ()
     ) -> None:
-        settings = self._settings
         for name in queues:
             worker = Worker(name, self._processor(name, handle), self._worker_options())
             # bullmq reports its own trouble (Redis errors, stalled jobs) only as events.
@@ -228,7 +227,7 @@ class BullJobRunner:
         for schedule in schedules:
             # The scheduler makes one job per period (its id is the period's start), so every
             # maintenance worker may declare it: the period runs once, on one of them.
-            await self._producer._queue(schedule.queue).upsertJobScheduler(
+            await self._producer.queue(schedule.queue).upsertJobScheduler(
                 schedule.name,
                 {"every": max(1, int(schedule.every_seconds * 1000))},
                 schedule.name,
@@ -236,7 +235,6 @@ class BullJobRunner:
                 {"removeOnComplete": True, "removeOnFail": {"age": 3600}, "attempts": 1},
             )
         log.info("jobs.started", queues=list(queues), schedules=[s.name for s in schedules])
-        _ = settings
 
     def _worker_options(self) -> dict[str, Any]:
         settings = self._settings

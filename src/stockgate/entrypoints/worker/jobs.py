@@ -87,6 +87,7 @@ async def reconcile_task(container: Container) -> object:
         clock=container.clock,
         grace_seconds=settings.reconcile_grace_seconds,
         fix=True,
+        stock_changes=container.stock_changes,
     )
     metrics.RECONCILE_DRIFT_FOUND.inc(report.drift_found)
     metrics.RECONCILE_DRIFT_FIXED.inc(report.drift_fixed)
@@ -164,7 +165,7 @@ def dispatcher(container: Container) -> JobHandle:
             return await JOBS[job.name].run(container, job, data)
         if job.name in tasks:
             metrics.PERIODIC_RUNS.labels(job.name).inc()
-            log.info("maintenance.task", task=job.name, job_id=job.job_id)
+            log.debug("maintenance.task", task=job.name, job_id=job.job_id)
             return await tasks[job.name].run(container)
         raise UnknownJob(f"no handler for job {job.name!r} (id {job.job_id})")
 

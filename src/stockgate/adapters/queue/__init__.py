@@ -1,0 +1,1 @@
+"""The job queue: WorkQueue and JobRunner on bullmq (decision 0025)."""
