@@ -12,7 +12,7 @@ from typing import Any
 from stockgate.domain.errors import InvalidInput, ProductNotFound
 from stockgate.domain.product import MAX_PRICE_CENTS, MAX_STOCK, NewProduct, Product
 from stockgate.services import catalog
-from stockgate.services.ports import AuditLog, StockGate, UnitOfWorkFactory
+from stockgate.services.ports import AuditLog, StockChanges, StockGate, UnitOfWorkFactory
 
 
 def product_record(product: Product) -> dict[str, Any]:
@@ -36,10 +36,13 @@ async def restock_product(
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
     audit: AuditLog,
+    stock_changes: StockChanges | None = None,
 ) -> catalog.Restocked:
     """The catalog's keyed restock (a form sent twice, or a retry, adds nothing the second
     time), written to the audit log either way."""
-    done = await catalog.restock(sku, quantity, key=key, uow_factory=uow_factory, gate=gate)
+    done = await catalog.restock(
+        sku, quantity, key=key, uow_factory=uow_factory, gate=gate, stock_changes=stock_changes
+    )
     product = done.product
     before = {
         **product_record(product),

@@ -95,6 +95,7 @@ async def restock(request: Request[Any, Any, Any], product_id: int) -> Response[
             uow_factory=container.uow_factory,
             gate=container.gate,
             audit=container.audit,
+            stock_changes=container.stock_changes,  # watchers of the product see it at once
         )
     except StockgateError as exc:
         if not _form_error(exc):
