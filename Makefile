@@ -11,7 +11,7 @@ install: .venv/.installed node_modules/.installed
 # The virtual environment comes from the lock file only (uv.lock), never from a resolve.
 .venv/.installed: pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode  # children start without compiling imports first
 	@touch $@
 
 # The storefront's front-end packages (htmx, socket.io client), exactly as package-lock.json

@@ -10,18 +10,23 @@ from __future__ import annotations
 import copy
 import itertools
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
+from stockgate.adapters.stripe.events import event_from
 from stockgate.domain.admin_user import AdminUser
 from stockgate.domain.errors import (
     Conflict,
     DuplicateSku,
+    InvalidWebhook,
     NotificationFailed,
+    PaymentDeclined,
+    PaymentIntentNotFound,
     PaymentProviderUnavailable,
+    PaymentStateConflict,
     ProductNotFound,
     ReservationNotActive,
     RestockKeyReused,
@@ -45,6 +50,7 @@ from stockgate.services.ports import (
     OutboxItem,
     OutboxKind,
     PaymentEvent,
+    PaymentIntent,
     ProductTotals,
     QueueDepth,
     Refund,
@@ -734,6 +740,8 @@ class FakeJournal:
             return None
         if current.status is not ReservationStatus.ACTIVE:
             return None
+        if any(o.reservation_id == reservation_id for o in self._db.data.orders.values()):
+            return None  # in checkout: the service cancels the payment first (RELEASE_BATCH)
         released, entries = current.release()
         self._db.data.reservations[reservation_id] = released
         self._db.add_ledger(entries)
@@ -855,3 +863,87 @@ class FakeRefunds:
         if key not in self.refunds:
             self.refunds[key] = Refund(f"re_{len(self.refunds) + 1}", intent_id, 0, "succeeded")
         return self.refunds[key]
+
+
+class RecordingStockChanges:
+    """StockChanges that remembers every product id it was told about, in order."""
+
+    def __init__(self) -> None:
+        self.changes: list[int] = []
+
+    def changed(self, product_ids: Iterable[int]) -> None:
+        self.changes.extend(product_ids)
+
+    def take(self) -> set[int]:
+        """The distinct ids told since the last take."""
+        told, self.changes = set(self.changes), []
+        return told
+
+
+class FakePayments:
+    """The payment provider (Stripe) in dictionaries: intents, payments, cancels, refunds."""
+
+    def __init__(self) -> None:
+        self.intents: dict[str, PaymentIntent] = {}
+        self.refunds: dict[str, Refund] = {}  # by idempotency key
+        self.down = False  # True: every call raises PaymentProviderUnavailable
+
+    def _check(self) -> None:
+        if self.down:
+            raise PaymentProviderUnavailable("fake stripe is down")
+
+    async def create_intent(
+        self, *, order_id: uuid.UUID, amount_cents: int, currency: str, customer_id: uuid.UUID
+    ) -> PaymentIntent:
+        self._check()
+        intent_id = f"pi_{order_id.hex[:16]}"  # idempotent per order, as the key makes it
+        if intent_id not in self.intents:
+            self.intents[intent_id] = PaymentIntent(
+                intent_id,
+                "requires_payment_method",
+                amount_cents,
+                currency,
+                f"{intent_id}_secret",
+                order_id,
+            )
+        return self.intents[intent_id]
+
+    async def get_intent(self, intent_id: str) -> PaymentIntent:
+        self._check()
+        if intent_id not in self.intents:
+            raise PaymentIntentNotFound(intent_id)
+        return self.intents[intent_id]
+
+    def succeed(self, intent_id: str) -> PaymentIntent:
+        """The buyer paid (what Stripe.js and the card network do)."""
+        self.intents[intent_id] = replace(self.intents[intent_id], status="succeeded")
+        return self.intents[intent_id]
+
+    async def pay_with(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        self._check()
+        if payment_method != "pm_card_visa":
+            raise PaymentDeclined("your card was declined")
+        return self.succeed(intent_id)
+
+    async def cancel_intent(self, intent_id: str) -> PaymentIntent:
+        intent = await self.get_intent(intent_id)
+        if intent.status == "succeeded":
+            raise PaymentStateConflict(intent_id, intent.status, "cancel")
+        self.intents[intent_id] = replace(intent, status="canceled")
+        return self.intents[intent_id]
+
+    async def refund(self, intent_id: str, *, key: str, reason: str) -> Refund:
+        intent = await self.get_intent(intent_id)
+        if intent.status != "succeeded":
+            raise PaymentStateConflict(intent_id, intent.status, "refund")
+        if key not in self.refunds:
+            self.refunds[key] = Refund(
+                f"re_{len(self.refunds) + 1}", intent_id, intent.amount_cents, "succeeded"
+            )
+        return self.refunds[key]
+
+    def verify_event(self, payload: bytes, signature: str | None) -> PaymentEvent:
+        raise InvalidWebhook("the fake provider verifies no signatures")
+
+    def parse_event(self, payload: Mapping[str, Any]) -> PaymentEvent:
+        return event_from(payload)

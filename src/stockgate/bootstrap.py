@@ -20,7 +20,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from stockgate.adapters.clock import SystemClock
-from stockgate.adapters.metrics import GATE_BATCH, GROUP_COMMIT_BATCH, observe_job
+from stockgate.adapters.metrics import (
+    GATE_BATCH,
+    GROUP_COMMIT_BATCH,
+    STOCK_UPDATES_SENT,
+    observe_job,
+)
 from stockgate.adapters.notify.email import SmtpMailer
 from stockgate.adapters.notify.webhook import StandardWebhookNotifier
 from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
@@ -35,6 +40,7 @@ from stockgate.adapters.rate_limits import (
     parse_limits,
     redis_storage,
 )
+from stockgate.adapters.realtime.stock_feed import StockFeed
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
 from stockgate.adapters.stripe.payments import StripePayments
@@ -55,6 +61,7 @@ from stockgate.services.ports import (
     PaymentProvider,
     RateLimits,
     ReservationJournal,
+    StockChanges,
     StockGate,
     StoreProbe,
     UnitOfWorkFactory,
@@ -71,6 +78,7 @@ class StoreClients:
 
     engine: AsyncEngine
     redis: Redis
+    socketio: Any  # socketio.AsyncRedisManager: read-write on API nodes, else write-only
 
 
 @dataclass(slots=True)
@@ -83,6 +91,7 @@ class Container:
     admin_users: AdminUsers
     probe: StoreProbe
     tokens: CustomerTokens
+    stock_changes: StockChanges
     rate_limits: RateLimits
     work_queue: WorkQueue
     # Makes the worker side of the queue (only worker processes call it).
@@ -106,6 +115,7 @@ class Container:
             clock=self.clock,
             hold_seconds=self.settings.hold_seconds,
             max_quantity=self.settings.max_quantity,
+            stock_changes=self.stock_changes,
         )
         self.fulfill_deps = FulfillDeps(
             uow_factory=self.uow_factory,
@@ -119,6 +129,7 @@ class Container:
             uow_factory=self.uow_factory,
             gate=self.gate,
             payments=self.payments,
+            stock_changes=self.stock_changes,
         )
         self.payment_deps = PaymentDeps(
             uow_factory=self.uow_factory,
@@ -128,6 +139,7 @@ class Container:
             clock=self.clock,
             hold_seconds=self.settings.hold_seconds,
             payment_hold_seconds=self.settings.payment_hold_seconds,
+            stock_changes=self.stock_changes,
         )
 
     async def close(self) -> None:
@@ -147,6 +159,7 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    stock_changes: StockChanges | None = None,
     rate_limits: RateLimits | None = None,
     work_queue: WorkQueue | None = None,
     job_runner: Callable[[], JobRunner] | None = None,
@@ -160,9 +173,18 @@ async def bootstrap(
     stores: StoreClients | None = None
     # Before the stores: the unit of work parses stored webhook events with it.
     payments = payments or _payments(settings, closers)
-    if None in (uow_factory, gate, journal, admin_users, probe, work_queue, job_runner):
+    if None in (
+        uow_factory,
+        gate,
+        journal,
+        admin_users,
+        probe,
+        work_queue,
+        job_runner,
+        stock_changes,
+    ):
         urls = urls or _resolve(settings)
-        stores = _connect(settings, urls, closers)
+        stores = _connect(settings, urls, closers, api_node=api_node)
         if gate is None:
             gate = await _gate(settings, stores.redis, closers, api_node=api_node)
         if journal is None:
@@ -177,6 +199,7 @@ async def bootstrap(
             work_queue = bull_queue
         if job_runner is None:
             job_runner = lambda: BullJobRunner(queue_settings, observe=observe_job)  # noqa: E731
+        stock_changes = stock_changes or _stock_feed(settings, gate, stores, closers)
     assert uow_factory and gate and journal and admin_users and probe  # all given or all built
     if rate_limits is None:
         storage = (
@@ -185,7 +208,7 @@ async def bootstrap(
             else redis_storage(stores.redis, settings.redis_prefix)
         )
         rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
-    assert work_queue and job_runner
+    assert work_queue and job_runner and stock_changes
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(
@@ -197,6 +220,7 @@ async def bootstrap(
         admin_users=admin_users,
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        stock_changes=stock_changes,
         rate_limits=rate_limits,
         work_queue=work_queue,
         job_runner=job_runner,
@@ -225,12 +249,39 @@ def _resolve(settings: Settings) -> StoreUrls:
     return resolve(settings)
 
 
-def _connect(settings: Settings, urls: StoreUrls, closers: list[Closer]) -> StoreClients:
+def _connect(
+    settings: Settings, urls: StoreUrls, closers: list[Closer], *, api_node: bool
+) -> StoreClients:
     engine = create_engine(urls.database_url, pool_size=settings.db_pool_size)
     redis = redis_client(urls.redis_url)
+    # Imported here: python-socketio loads all of its clients too (seconds on a busy host),
+    # which commands that never connect (`--help`, the `api` supervisor) need not pay.
+    from stockgate.adapters.realtime.fanout import close_manager, redis_manager
+
+    # API nodes listen for the events other processes publish; the rest only publish.
+    manager = redis_manager(urls.redis_url, settings.redis_prefix, write_only=not api_node)
     closers.append(engine.dispose)  # closed last: the others may still need them
     closers.append(redis.aclose)
-    return StoreClients(engine, redis)
+
+    async def close_socketio() -> None:
+        await close_manager(manager)
+
+    closers.append(close_socketio)
+    return StoreClients(engine, redis, manager)
+
+
+def _stock_feed(
+    settings: Settings, gate: StockGate, stores: StoreClients, closers: list[Closer]
+) -> StockChanges:
+    feed = StockFeed(
+        gate,
+        stores.socketio,
+        interval=settings.live_stock_interval_seconds,
+        on_flush=STOCK_UPDATES_SENT.inc,
+    )
+    feed.start()
+    closers.append(feed.close)  # before the gate and Redis close: it sends what is marked
+    return feed
 
 
 def _payments(settings: Settings, closers: list[Closer]) -> PaymentProvider | None:

@@ -241,6 +241,19 @@ class Settings(BaseSettings):
         description="Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is "
         "believed (rightmost untrusted hop); empty: the peer address is the client.",
     )
+    # Live stock (Socket.IO)
+    live_stock_interval_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="Live stock: at most one `stock` update per product per this many seconds.",
+    )
+    live_stock_max_watch: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Live stock: most products one Socket.IO client may watch.",
+    )
     # --- storefront (the buyer's page at /)
     storefront_vendor_dir: Path | None = Field(
         default=None,

@@ -1,4 +1,5 @@
-"""Start `stockgate api` as a real process for end-to-end tests (through stockgate.supervisor)."""
+"""Start `stockgate api` and workers as real processes for end-to-end tests (through
+stockgate.supervisor)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from stockgate.supervisor import StartFailed, Supervisor, free_port, stockgate_command
+from stockgate.supervisor import Child, StartFailed, Supervisor, free_port, stockgate_command
 
 STOCKGATE = str(Path(sys.executable).with_name("stockgate"))
 
-__all__ = ["STOCKGATE", "free_port", "running_api"]
+__all__ = ["STOCKGATE", "free_port", "running_api", "running_workers"]
 
 
 @contextmanager
@@ -41,3 +42,26 @@ def running_api(
             children.stop()
             if output is not None:
                 output.append(log.read_text(errors="replace"))
+
+
+@contextmanager
+def running_workers(
+    env: dict[str, str], *roles: str, timeout: float = 60.0
+) -> Iterator[list[Child]]:
+    """One `stockgate worker --role ROLE` per role, each polling (its `worker.started` line
+    seen) before this yields; stopped with SIGTERM on the way out (see each `exit_code()`)."""
+    env = {**env, "STOCKGATE_LOG_LEVEL": "info"}  # the started line is an info record
+    with tempfile.TemporaryDirectory(prefix="stockgate-workers-") as logs:
+        children = Supervisor()
+        try:
+            for n, role in enumerate(roles):
+                command = stockgate_command("worker", "--role", role)
+                log = Path(logs) / f"worker-{n}-{role}.log"
+                worker = children.start(f"worker {role}", command, env=env, log=log)
+                try:
+                    worker.wait_for_output("worker.started", timeout=timeout)
+                except StartFailed as exc:
+                    raise RuntimeError(f"stockgate worker: {exc}:\n{worker.output()}") from exc
+            yield children.children
+        finally:
+            children.stop()

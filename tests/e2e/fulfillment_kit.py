@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
@@ -29,7 +29,7 @@ from stockgate.domain.product import Product
 from stockgate.domain.reservation import ReservationLine, ReservationStatus, ReserveRequest
 from stockgate.services.ports import ConvertMode
 from stockgate.services.reserve import reserve
-from tests.e2e.api_process import STOCKGATE
+from stockgate.supervisor import Supervisor, stockgate_command
 from tests.e2e.conftest import env_for
 
 MERCHANT_SECRET = "whsec_" + base64.b64encode(b"merchant-test-secret-0123456789").decode()
@@ -122,9 +122,8 @@ def worker_env(settings: Settings, merchant: Merchant | None, **extra: str) -> d
 
 @dataclass
 class WorkerProcess:
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[bytes]
     log_path: Path
-    log: IO[str]
 
     def lines(self) -> list[dict[str, Any]]:
         found = []
@@ -139,24 +138,19 @@ class WorkerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        code = self.process.wait(timeout)
-        self.log.close()
-        return code
+        return self.process.wait(timeout)
 
 
 def start_worker(
     env: dict[str, str], role: str, log_dir: Path, timeout: float = 120
 ) -> WorkerProcess:
     log_path = log_dir / f"worker-{role}-{secrets.token_hex(3)}.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [STOCKGATE, "worker", "--role", role],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        text=True,
+    # Through the supervisor: a session of its own, and SIGTERM should this test process die.
+    child = Supervisor().start(
+        role, stockgate_command("worker", "--role", role), env=env, log=log_path
     )
-    worker = WorkerProcess(process, log_path, log)
+    process = child.process
+    worker = WorkerProcess(process, log_path)
     deadline = time.monotonic() + timeout
     while not worker.events("worker.started"):
         assert process.poll() is None, f"worker exited: {log_path.read_text()[-2000:]}"

@@ -9,7 +9,6 @@ the order.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +20,7 @@ from stockgate.adapters.embedded.fake_stripe import FakeStripe
 from stockgate.bootstrap import Container
 from stockgate.config import Settings
 from tests.conftest import MakeProduct, drift
-from tests.e2e.api_process import STOCKGATE, running_api
+from tests.e2e.api_process import running_api, running_workers
 from tests.e2e.conftest import env_for
 from tests.fake_stripe_server import confirm_intent, running_fake_stripe
 
@@ -33,7 +32,9 @@ def own_fake_stripe() -> Iterator[FakeStripe]:
 
 
 @pytest.fixture(scope="module")
-def stack(module_settings: Settings, own_fake_stripe: FakeStripe) -> Iterator[str]:
+def stack(
+    module_settings: Settings, own_fake_stripe: FakeStripe, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     env = env_for(
         module_settings,
         **own_fake_stripe.environment(),
@@ -42,17 +43,32 @@ def stack(module_settings: Settings, own_fake_stripe: FakeStripe) -> Iterator[st
     )
     with running_api(env) as url:
         own_fake_stripe.register_webhook(f"{url}/api/v1/stripe/webhook", webhook_id="e2e")
-        worker = subprocess.Popen(
-            [STOCKGATE, "worker", "--role", "all"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+<<<<<<< HEAD
+        with running_workers(env, "all") as workers:
+            yield url
+        assert [w.exit_code() for w in workers] == [0]  # SIGTERM: a clean stop
+=======
+        log_path = tmp_path_factory.mktemp("payment-workers") / "worker.log"
+        with open(log_path, "wb") as log:
+            worker = subprocess.Popen(
+                [STOCKGATE, "worker", "--role", "all"],
+                env={**env, "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=log,
+            )
         try:
+            # Wait until it takes jobs: on a busy machine its imports alone take seconds.
+            deadline = time.monotonic() + 120
+            while "worker.started" not in log_path.read_text():
+                assert worker.poll() is None, log_path.read_text()[-6000:]
+                assert time.monotonic() < deadline, "the worker did not start"
+                time.sleep(0.2)
             yield url
         finally:
             worker.terminate()
-            assert worker.wait(15) == 0
+            code = worker.wait(15)
+            assert code == 0, log_path.read_text()[-6000:]
+>>>>>>> payments
 
 
 def buyer(api: httpx.Client) -> dict[str, str]:

@@ -4,7 +4,6 @@ worker process."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,7 @@ from playwright.async_api import expect
 
 from stockgate.config import Settings
 from tests.conftest import MakeProduct
-from tests.e2e.api_process import STOCKGATE, running_api
+from tests.e2e.api_process import running_api, running_workers
 from tests.e2e.browser import chromium, open_tab
 from tests.e2e.conftest import env_for
 from tests.e2e.test_storefront import add, assert_no_console_errors
@@ -23,21 +22,8 @@ HOLD_SECONDS = 4
 @pytest.fixture(scope="module")
 def short_hold_url(module_settings: Settings) -> Iterator[str]:
     env = env_for(module_settings, STOCKGATE_HOLD_SECONDS=str(HOLD_SECONDS))
-    worker = subprocess.Popen(
-        [STOCKGATE, "worker", "--role", "expiry"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        with running_api(env) as url:
-            yield url
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(10)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+    with running_workers(env, "expiry"), running_api(env) as url:
+        yield url
 
 
 async def test_hold_expires_on_screen_and_stock_comes_back_on_the_other_page(

@@ -7,7 +7,6 @@ offered again)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import httpx
@@ -17,7 +16,7 @@ from playwright.async_api import expect
 from stockgate.adapters.embedded.fake_stripe import FakeStripe
 from stockgate.config import Settings
 from tests.conftest import MakeProduct
-from tests.e2e.api_process import STOCKGATE, running_api
+from tests.e2e.api_process import running_api, running_workers
 from tests.e2e.browser import Tab, chromium, open_tab
 from tests.e2e.conftest import env_for
 from tests.e2e.test_storefront import add, assert_no_console_errors
@@ -38,17 +37,8 @@ def _stack(settings: Settings, fake: FakeStripe) -> Iterator[str]:
     env = env_for(settings, **fake.environment())
     with running_api(env) as url:
         fake.register_webhook(f"{url}/api/v1/stripe/webhook", webhook_id="storefront")
-        worker = subprocess.Popen(
-            [STOCKGATE, "worker", "--role", "all"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
+        with running_workers(env, "all"):
             yield url
-        finally:
-            worker.terminate()
-            worker.wait(15)
 
 
 async def pay_with(tab: Tab, number: str) -> None:

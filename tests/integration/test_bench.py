@@ -159,3 +159,23 @@ def test_flash_sale_brings_all_stock_back_after_expiry(
     assert result["oversold"] == result["leaked"] == 0
     assert isinstance(result["released"], int)
     assert result["released"] > 0
+
+
+def test_checkout_pays_every_order_and_reports_its_latencies(
+    settings: Settings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stockgate.bench.scenarios import SCENARIOS
+
+    monkeypatch.setattr(SCENARIOS["checkout"], "checkouts", 8)  # a tiny run: plumbing only
+    code = bench(settings, tmp_path, "checkout", duration=2, connections=2, with_ceiling=False)
+
+    result = last_json(capsys.readouterr().out)
+    assert code == 0, result["problems"]
+    assert (result["checkouts"], result["unpaid_orders"]) == (8, 0)
+    assert result["oversold"] == result["leaked"] == 0
+    for key in ("checkout_p50_ms", "checkout_p99_ms", "webhook_to_paid_p50_ms"):
+        value = result[key]
+        assert isinstance(value, float) and value > 0

@@ -762,3 +762,30 @@ async def test_checkout_without_stripe_is_503_payments_unconfigured(
         assert answer.json()["code"] == "payments_unconfigured"
         hook = await plain.post("/api/v1/stripe/webhook", content=b"{}")
         assert hook.status_code == 503
+
+
+async def test_hostile_input_on_the_payment_endpoints_is_a_4xx_problem(
+    client: Client, container: Container, make_product: MakeProduct
+) -> None:
+    product = await make_product(stock=2)
+    auth = await buyer(client)
+    started = await checkout(client, auth, await hold(client, auth, (product.id, 1)))
+    path = f"/api/v1/orders/{started['order_id']}/payment-method"
+    answers = [
+        await client.post(path, content=b"{not json", headers=auth),
+        await client.post(path, json={"payment_method": 42}, headers=auth),
+        await client.post(path, json={"payment_method": "pm_x", "extra": 1}, headers=auth),
+        await client.post(path, json={}, headers=auth),
+        await client.post(path, json={"payment_method": "pm_" + "a" * 500}, headers=auth),
+        await client.post(path, json={"payment_method": "pm_card_visa"}),  # no token
+        await client.post(f"/api/v1/reservations/{uuid.uuid4()}/checkout"),  # no token
+        await client.get("/api/v1/orders/not-a-uuid", headers=auth),
+        await client.post(
+            "/api/v1/stripe/webhook", content=b"\xff\xfe", headers={"Stripe-Signature": "t=1,v1=x"}
+        ),
+    ]
+    for answer in answers:
+        assert 400 <= answer.status_code < 500, (answer.status_code, answer.text)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert {"type", "title", "status", "detail", "code"} <= answer.json().keys()
+    assert (await order_of(client, auth, started["order_id"]))["status"] == "payment_pending"

@@ -24,6 +24,7 @@ from tests.fakes import (
     FakeProbe,
     FakeUnitOfWorkFactory,
     FakeWorkQueue,
+    RecordingStockChanges,
 )
 
 
@@ -37,6 +38,7 @@ class World:
     gate: FakeGate
     journal: FakeJournal
     uow_factory: FakeUnitOfWorkFactory
+    stock_changes: RecordingStockChanges
 
     @property
     def deps(self) -> ReserveDeps:
@@ -69,6 +71,7 @@ class World:
             journal=self.journal,
             uow_factory=self.uow_factory,
             gate=self.gate,
+            stock_changes=self.stock_changes,
         )
 
     async def available(self, product_id: int) -> int | None:
@@ -79,6 +82,7 @@ async def make_world(**settings: object) -> World:
     clock = FakeClock()
     db = FakeDatabase()
     gate, journal, uow_factory = FakeGate(clock), FakeJournal(db), FakeUnitOfWorkFactory(db)
+    stock_changes = RecordingStockChanges()
     container = await bootstrap(
         load_settings(hold_seconds=600, max_quantity=100, **settings),
         clock=clock,
@@ -87,10 +91,11 @@ async def make_world(**settings: object) -> World:
         journal=journal,
         admin_users=FakeAdminUsers(),
         probe=FakeProbe(),
+        stock_changes=stock_changes,
         work_queue=FakeWorkQueue(),
         job_runner=FakeJobRunner,
     )
-    return World(container, clock, db, gate, journal, uow_factory)
+    return World(container, clock, db, gate, journal, uow_factory, stock_changes)
 
 
 @pytest.fixture

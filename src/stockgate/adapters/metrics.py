@@ -78,3 +78,13 @@ PERIODIC_RUNS = Counter(
 def observe_job(queue: str, job: str, outcome: str, seconds: float) -> None:
     JOBS.labels(queue, job, outcome).inc()
     JOB_DURATION.labels(queue, job).observe(seconds)
+
+
+# Live stock (Socket.IO)
+STOCK_UPDATES_SENT = Counter(
+    "stockgate_stock_updates_sent_total",
+    "Coalesced `stock` events sent by this process (one per product per flush).",
+)
+WATCHERS_CONNECTED = Gauge(
+    "stockgate_watchers_connected", "Socket.IO clients connected to this API process."
+)

@@ -26,6 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+import stockgate.bench.live_stock  # noqa: F401  # registers the live-stock scenario
 from stockgate.adapters.embedded.stores import embedded_stores
 from stockgate.bench.facts import append_result, default_results_dir
 from stockgate.bench.profile import summarize
@@ -223,6 +224,16 @@ def show(result: dict[str, object], path: Path) -> None:
     table.add_row("errors (transport + 5xx)", _cell(result["errors"]), "")
     table.add_row("refused (409)", _cell(result["refused"]), "")
     for key in (
+        "baseline_requests_per_second",
+        "baseline_p50_ms",
+        "baseline_p99_ms",
+        "baseline_server_cpu_cores",
+        "watchers",
+        "watchers_cpu_cores",
+        "stock_changes_per_second",
+        "messages_per_client_per_second",
+        "delivery_p50_ms",
+        "delivery_p99_ms",
         "group_commit_batch_mean",
         "gate_pipeline_batch_mean",
         "stock_back_after_expiry_ms",

@@ -116,7 +116,13 @@ async def _run(
             try:
                 async with httpx.AsyncClient(base_url=stack.base_url, timeout=10.0) as http:
                     target = Target(
-                        stack.base_url, stack.settings, container, http, workdir, _run_id()
+                        stack.base_url,
+                        stack.settings,
+                        container,
+                        http,
+                        workdir,
+                        _run_id(),
+                        load_seconds=options.duration,
                     )
                     return await _measure(scenario, options, stack, target, progress)
             finally:
@@ -134,6 +140,13 @@ async def _measure(
     if options.with_ceiling and not isinstance(scenario, Ceiling):
         progress.step("ceiling: GET /healthz", options.duration)
         ceiling = await _load(stack, target, Plan(Ceiling.script), options, profile=None)
+    baseline: Measured | None = None
+    if scenario.baseline:
+        progress.step(f"{scenario.name}: baseline load", options.duration)
+        baseline = await _load(stack, target, Plan(plan.script, plan.args), options, profile=None)
+    if plan.prepare is not None:
+        progress.step(f"{scenario.name}: preparing")
+        await plan.prepare()
     progress.step(f"{scenario.name}: load", options.duration)
     measured = await _load(stack, target, plan, options, profile=options.profile)
     if isinstance(scenario, Ceiling):
@@ -141,7 +154,13 @@ async def _measure(
     progress.step(f"{scenario.name}: checking consistency")
     outcome = await scenario.check(target, plan, measured.load, measured.beside)
     facts = await machine_facts(target.container)
-    return assemble(scenario, options, stack, measured, ceiling, outcome, facts)
+    result = assemble(scenario, options, stack, measured, ceiling, outcome, facts)
+    if baseline is not None:
+        result["baseline_requests_per_second"] = round(baseline.load.requests_per_second, 1)
+        result["baseline_p50_ms"] = round(baseline.load.p50_ms, 2)
+        result["baseline_p99_ms"] = round(baseline.load.p99_ms, 2)
+        result["baseline_server_cpu_cores"] = baseline.cores(baseline.server_cpu_seconds)
+    return result
 
 
 async def _load(

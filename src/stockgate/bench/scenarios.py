@@ -40,6 +40,7 @@ class Target:
     http: httpx.AsyncClient
     workdir: Path
     run_id: str
+    load_seconds: float = 0.0  # how long each load runs (--duration)
 
 
 @dataclass(slots=True)
@@ -49,6 +50,8 @@ class Plan:
     stock: dict[int, int] = field(default_factory=dict)  # product id -> stock at start
     # Runs beside the load (e.g. the expiry probe); its figures go into the result.
     beside: Callable[[], Coroutine[None, None, dict[str, object]]] | None = None
+    # Runs just before the measured load, after the baseline one (e.g. connect watchers).
+    prepare: Callable[[], Coroutine[None, None, None]] | None = None
 
 
 @dataclass(slots=True)
@@ -82,6 +85,8 @@ class Scenario:
     needs_worker: ClassVar[bool] = False  # own stack: also run `stockgate worker --role all`
     needs_stripe: ClassVar[bool] = False  # own stack: a fake Stripe sending webhooks to the API
     hold_seconds: ClassVar[int | None] = None  # own stack: STOCKGATE_HOLD_SECONDS
+    # Also run the same load first without `prepare` and `beside`: figures `baseline_*`.
+    baseline: ClassVar[bool] = False
     goals: ClassVar[tuple[Goal, ...]] = ()
 
     async def setup(self, target: Target) -> Plan:

@@ -24,6 +24,7 @@ from stockgate.domain.reservation import Reservation, ReservationStatus
 from stockgate.services.fulfill import OrderNotFound
 from stockgate.services.ports import (
     PaymentProvider,
+    StockChanges,
     StockGate,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -42,6 +43,7 @@ class CancelDeps:
     uow_factory: UnitOfWorkFactory
     gate: StockGate
     payments: PaymentProvider | None
+    stock_changes: StockChanges | None = None  # live stock: told when units come back
 
 
 def refund_key(order_id: uuid.UUID) -> str:
@@ -100,6 +102,8 @@ async def give_back_sold(reservation: Reservation, deps: CancelDeps) -> None:
     it compares the gate's sold units with PostgreSQL's, where the sale already ended."""
     with contextlib.suppress(StoreUnavailable):
         await deps.gate.return_sold(reservation)
+        if deps.stock_changes is not None:
+            deps.stock_changes.changed(line.product_id for line in reservation.lines)
 
 
 async def _locked(uow: UnitOfWork, order_id: uuid.UUID) -> tuple[Order, Reservation | None]:

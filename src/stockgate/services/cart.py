@@ -48,12 +48,14 @@ async def add_items(
         addition = replace(current, lines=lines)  # what the gate takes: the new lines only
         # No idempotency key: a repeated add is refused as already_in_cart, never doubled.
         await take(addition, ReserveRequest(customer_id, lines), deps)
+        deps.stock_changes.changed(line.product_id for line in lines)
         try:
             await uow.reservations.add_lines(reservation_id, lines)
             await uow.ledger.add(entries)
             await uow.commit()
         except StoreUnavailable:
             await deps.gate.give_back(addition)
+            deps.stock_changes.changed(line.product_id for line in lines)
             raise
     return grown
 
@@ -74,6 +76,7 @@ async def remove_item(
         await uow.commit()
     # Commit before give_back (see the module docstring).
     await deps.gate.give_back(replace(current, lines=(removed,)))
+    deps.stock_changes.changed([product_id])
     return smaller
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from stockgate.domain.errors import ProductNotFound, StoreUnavailable
 from stockgate.domain.product import NewProduct, Product, check_restock_key, check_stock_amount
-from stockgate.services.ports import StockGate, UnitOfWorkFactory
+from stockgate.services.ports import StockChanges, StockGate, UnitOfWorkFactory
 
 MAX_PRODUCT_ID = 2**63 - 1
 
@@ -48,7 +48,13 @@ def new_restock_key() -> str:
 
 
 async def restock(
-    sku: str, quantity: int, *, key: str, uow_factory: UnitOfWorkFactory, gate: StockGate
+    sku: str,
+    quantity: int,
+    *,
+    key: str,
+    uow_factory: UnitOfWorkFactory,
+    gate: StockGate,
+    stock_changes: StockChanges | None = None,
 ) -> Restocked:
     """Add units to a product once per key: a rerun with the same key changes nothing, so an
     operator who does not know whether a restock went through runs it again (decision 0017)."""
@@ -70,6 +76,8 @@ async def restock(
             # The restock is done: PostgreSQL has it. Failing here would make a careful
             # operator rerun it; the repair (reconcile) brings the gate up to date.
             return Restocked(added.product, key, added=added.new, gate_updated=False)
+    if stock_changes is not None:
+        stock_changes.changed([added.product.id])
     return Restocked(added.product, key, added=added.new, gate_updated=True)
 
 

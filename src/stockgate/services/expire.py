@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from stockgate.domain.errors import StoreUnavailable
 from stockgate.domain.reservation import Reservation
 from stockgate.services.payments import cancel_key
-from stockgate.services.ports import Clock, OutboxKind, StockGate, UnitOfWork, UnitOfWorkFactory
+from stockgate.services.ports import (
+    Clock,
+    OutboxKind,
+    StockChanges,
+    StockGate,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 MAX_WAITING = 10_000
 
@@ -43,6 +50,9 @@ class PendingGiveBacks:
 
     def __len__(self) -> int:
         return len(self._waiting)
+
+    def waiting(self) -> list[Reservation]:
+        return list(self._waiting.values())
 
     def keep(self, reservations: Sequence[Reservation]) -> int:
         """Remember reservations to retry; returns how many of the oldest were dropped."""
@@ -77,12 +87,14 @@ async def expire_due(
     clock: Clock,
     batch: int = 500,
     pending: PendingGiveBacks | None = None,
+    stock_changes: StockChanges | None = None,
 ) -> ExpiryRound:
     """Expire one batch of due reservations and give their stock back. Safe in many workers.
 
     With `pending`, give-backs that fail are kept there and retried at the start of the next
     round; without it, the first failure is raised (the reconciler then returns the stock).
     """
+    retrying = pending.waiting() if pending else []
     retried, failures = await pending.retry(gate) if pending else (0, [])  # oldest first
     async with uow_factory() as uow:
         due = await uow.reservations.claim_due(clock.now(), batch)  # FOR UPDATE SKIP LOCKED
@@ -98,6 +110,10 @@ async def expire_due(
     # Only after the commit: returning stock first and then failing to commit would let
     # the same units be sold while the reservation still counts as held (oversell).
     failed = await _give_back(ended, gate)
+    if stock_changes is not None:  # retried ones too: their stock reached the gate now
+        stock_changes.changed(
+            line.product_id for reservation in retrying + ended for line in reservation.lines
+        )
     if failed and pending is None:
         raise next(iter(failed.values()))
     dropped = pending.keep([r for r in ended if r.id in failed]) if pending is not None else 0

@@ -29,6 +29,7 @@ from stockgate.services.payments import (
     in_unit_of_work,
     locked,
     settle_paid,
+    then_tell_stock_moved,
 )
 from stockgate.services.ports import PaymentEvent, UnitOfWork
 
@@ -134,7 +135,8 @@ def canceled(order: Order, deps: PaymentDeps) -> Work:
         released, entries = reservation.release()
         await uow.reservations.end([released])
         await uow.ledger.add(entries)
-        return "canceled: stock given back", [lambda: deps.gate.give_back(released)]
+        give_back = then_tell_stock_moved(lambda: deps.gate.give_back(released), released, deps)
+        return "canceled: stock given back", [give_back]
 
     return work
 
@@ -164,7 +166,8 @@ def _refunded(order: Order, event: PaymentEvent, deps: PaymentDeps) -> Work:
         returned, entries = reservation.return_units(ref)
         await uow.reservations.move(returned, was=ReservationStatus.CONVERTED)
         await uow.ledger.add(entries)
-        return "refunded: stock returned", [lambda: deps.gate.return_sold(returned)]
+        back = then_tell_stock_moved(lambda: deps.gate.return_sold(returned), returned, deps)
+        return "refunded: stock returned", [back]
 
     return work
 

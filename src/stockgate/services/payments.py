@@ -30,6 +30,7 @@ from stockgate.services.ports import (
     OutboxKind,
     PaymentIntent,
     PaymentProvider,
+    StockChanges,
     StockGate,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -51,6 +52,7 @@ class PaymentDeps:
     clock: Clock
     hold_seconds: int
     payment_hold_seconds: int
+    stock_changes: StockChanges | None = None  # live stock: told when available stock moves
 
     def provider(self) -> PaymentProvider:
         if self.payments is None:
@@ -161,6 +163,8 @@ async def _late(
     if order.status is OrderStatus.PAYMENT_PENDING:
         order = order.expire()  # its reservation ended without the order: end it as expiry would
     status = await _take_again(reservation, deps)
+    if status is ConvertStatus.CONVERTED:
+        tell_stock_moved(deps.stock_changes, reservation)  # taken again: less available
     if status in (ConvertStatus.CONVERTED, ConvertStatus.ALREADY):
         converted, entries = reservation.convert_late()
         await uow.reservations.move(converted, was=reservation.status)
@@ -184,6 +188,23 @@ async def _take_again(reservation: Reservation, deps: PaymentDeps) -> ConvertSta
         for line in reservation.lines:
             await ensure_loaded(line.product_id, uow_factory=deps.uow_factory, gate=deps.gate)
     return ConvertStatus.REFUSED
+
+
+def tell_stock_moved(stock_changes: StockChanges | None, reservation: Reservation) -> None:
+    """Live stock: the reservation's products' available stock moved in the gate."""
+    if stock_changes is not None:
+        stock_changes.changed(line.product_id for line in reservation.lines)
+
+
+def then_tell_stock_moved(action: After, reservation: Reservation, deps: PaymentDeps) -> After:
+    """`action` (a gate call returning units), then tell live stock."""
+
+    async def run() -> object:
+        result = await action()
+        tell_stock_moved(deps.stock_changes, reservation)
+        return result
+
+    return run
 
 
 async def request_fulfillment(order_id: uuid.UUID, deps: PaymentDeps) -> None:

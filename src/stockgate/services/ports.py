@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -594,3 +594,17 @@ class RateLimits(Protocol):
         """Count several (scope, key) at once, waiting for one round trip, not one each;
         raises RateLimited when any is over its limit."""
         ...
+
+
+# --------------------------------------------------------------------------- live stock
+
+
+class StockChanges(Protocol):
+    """Told which products' available stock just changed, so watchers see the new value.
+
+    Call it after every movement of available stock has reached the gate (hold, release,
+    expiry, restock, repair, sale, refund). It does no I/O and never fails: it marks the ids,
+    and one flush per interval reads the latest values and sends them (coalesced per product).
+    """
+
+    def changed(self, product_ids: Iterable[int]) -> None: ...

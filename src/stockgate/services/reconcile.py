@@ -33,6 +33,7 @@ from stockgate.services.ports import (
     GateHold,
     GateState,
     ProductTotals,
+    StockChanges,
     StockGate,
     UnitOfWorkFactory,
 )
@@ -133,6 +134,7 @@ async def reconcile(
     clock: Clock,
     grace_seconds: float,
     fix: bool,
+    stock_changes: StockChanges | None = None,
 ) -> ReconcileReport:
     async with uow_factory() as uow:
         products = await uow.products.list()
@@ -155,6 +157,8 @@ async def reconcile(
             report = _failed(product, exc)
         if report is not None:
             reports.append(report)
+            if report.fixes and stock_changes is not None:  # a repair moved available stock
+                stock_changes.changed([report.product_id])
     return ReconcileReport(reports, fixed=fix)
 
 

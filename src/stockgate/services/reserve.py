@@ -34,6 +34,7 @@ from stockgate.services.ports import (
     Clock,
     PaymentProvider,
     ReservationJournal,
+    StockChanges,
     StockGate,
     TakeResult,
     TakeStatus,
@@ -65,6 +66,7 @@ class ReserveDeps:
     clock: Clock
     hold_seconds: int
     max_quantity: int
+    stock_changes: StockChanges
     unknown_products: UnknownProducts = field(default_factory=UnknownProducts)
 
 
@@ -79,6 +81,7 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
     result = await take(reservation, request, deps)
     if result.status is TakeStatus.DUPLICATE:
         return await _original(request, result, deps)
+    deps.stock_changes.changed(line.product_id for line in reservation.lines)
     try:
         await deps.journal.record(reservation)  # durable before we answer
     except WriteOutcomeUnknown:
@@ -89,6 +92,7 @@ async def reserve(request: ReserveRequest, deps: ReserveDeps) -> Reservation:
         # Not written, and fenced so it never will be: the buyer gets 503, so the stock must
         # not stay taken (a give-back already done by the reconciler makes this a no-op).
         await deps.gate.give_back(reservation, idempotency_key=request.idempotency_key)
+        deps.stock_changes.changed(line.product_id for line in reservation.lines)
         raise
     return reservation
 
@@ -160,6 +164,7 @@ async def release(
     journal: ReservationJournal,
     uow_factory: UnitOfWorkFactory,
     gate: StockGate,
+    stock_changes: StockChanges | None = None,
     payments: PaymentProvider | None = None,
 ) -> Reservation:
     # The common case in one statement, shared with the other releases of this tick.
@@ -169,6 +174,8 @@ async def release(
     # Commit before give_back: a crash here must leave the stock, not the reservation,
     # to the reconciler (a give-back can be repeated safely; a double take cannot).
     await gate.give_back(released)
+    if stock_changes is not None:
+        stock_changes.changed(line.product_id for line in released.lines)
     return released
 
 

@@ -50,7 +50,14 @@ async def add(settings: Settings, new: NewProduct) -> dict[str, object]:
 
 async def restock(settings: Settings, sku: str, quantity: int, key: str) -> dict[str, object]:
     async def work(c: Container) -> dict[str, object]:
-        done = await catalog.restock(sku, quantity, key=key, uow_factory=c.uow_factory, gate=c.gate)
+        done = await catalog.restock(
+            sku,
+            quantity,
+            key=key,
+            uow_factory=c.uow_factory,
+            gate=c.gate,
+            stock_changes=c.stock_changes,
+        )
         if done.gate_updated:
             view = await catalog.get_product(
                 done.product.id, uow_factory=c.uow_factory, gate=c.gate

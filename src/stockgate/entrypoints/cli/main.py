@@ -235,7 +235,9 @@ def reconcile(
 
 @app.command()
 def bench(
-    scenario: Annotated[str, typer.Argument(help="ceiling, reserve, sold-out or flash-sale.")],
+    scenario: Annotated[
+        str, typer.Argument(help="ceiling, reserve, sold-out, flash-sale or live-stock.")
+    ],
     url: Annotated[
         str | None, typer.Option(help="Target a running stack; default: start one.")
     ] = None,

@@ -23,6 +23,7 @@ async def reconcile_command(settings: Settings, *, fix: bool, as_json: bool) -> 
                 clock=c.clock,
                 grace_seconds=settings.reconcile_grace_seconds,
                 fix=fix,
+                stock_changes=c.stock_changes,
             )
 
         found = await run(fix)
@@ -63,8 +64,11 @@ def _product_json(p: ProductReport) -> dict[str, object]:
         "expected_available": p.expected_available,
         "gate_available": p.gate_available,
         "gate_held": p.gate_held,
+        "gate_sold": p.gate_sold,
         "orphan_holds": p.orphan_holds,
         "missing_holds": p.missing_holds,
+        "missing_sales": p.missing_sales,
+        "stale_sales": p.stale_sales,
         "ledger_ok": p.ledger_ok,
         "leaked": p.leaked,
         "oversold": p.oversold,
@@ -84,6 +88,7 @@ def _print(found: ReconcileReport, remaining: ReconcileReport) -> None:
         "held",
         "gate avail",
         "gate held",
+        "gate sold",
         "ledger",
         "leaked",
         "oversold",
@@ -99,6 +104,7 @@ def _print(found: ReconcileReport, remaining: ReconcileReport) -> None:
             str(p.held),
             "-" if p.gate_available is None else str(p.gate_available),
             str(p.gate_held),
+            str(p.gate_sold),
             "ok" if p.ledger_ok else "MISMATCH",
             str(p.leaked),
             str(p.oversold),

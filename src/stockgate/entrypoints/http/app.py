@@ -21,23 +21,25 @@ from stockgate.entrypoints.http.request_context import RequestContext
 from stockgate.entrypoints.http.reservation_docs import describe_reservations
 from stockgate.entrypoints.http.routes import ROUTES
 from stockgate.entrypoints.http.state import ApiState
+from stockgate.entrypoints.realtime.server import Realtime
 from stockgate.entrypoints.storefront.pages import storefront_routes
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(
-    settings: Settings | None = None, urls: StoreUrls | None = None
-) -> ReservationFastPath:
-    """The ASGI app granian serves: the reservation fast path in front of Litestar."""
+def create_app(settings: Settings | None = None, urls: StoreUrls | None = None) -> Realtime:
+    """The ASGI app granian serves: Socket.IO at /socket.io/, else the reservation fast path
+    in front of Litestar."""
     settings = settings or load_settings()
     context = RequestContext()
-    app = create_litestar(settings, urls, context)
-    return ReservationFastPath(app, context, max_body_bytes=settings.max_body_bytes)
+    realtime = Realtime()
+    app = create_litestar(settings, urls, context, realtime)
+    realtime.app = ReservationFastPath(app, context, max_body_bytes=settings.max_body_bytes)
+    return realtime
 
 
 def create_litestar(
-    settings: Settings, urls: StoreUrls | None, context: RequestContext
+    settings: Settings, urls: StoreUrls | None, context: RequestContext, realtime: Realtime
 ) -> Litestar:
 
     @asynccontextmanager
@@ -52,10 +54,12 @@ def create_litestar(
         gc.collect()
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
+        await realtime.start(container)
         log.info("api.started", hold_seconds=settings.hold_seconds)
         try:
             yield
         finally:
+            await realtime.stop()
             await container.close()
             log.info("api.stopped")
 

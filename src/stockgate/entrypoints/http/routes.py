@@ -99,6 +99,7 @@ async def release_reservation(
         journal=container.journal,
         uow_factory=container.uow_factory,
         gate=container.gate,
+        stock_changes=container.stock_changes,
         payments=container.payments,
     )
     metrics.HOLDS_RELEASED.inc()

@@ -87,6 +87,7 @@ async def reconcile_task(container: Container) -> object:
         clock=container.clock,
         grace_seconds=settings.reconcile_grace_seconds,
         fix=True,
+        stock_changes=container.stock_changes,
     )
     metrics.RECONCILE_DRIFT_FOUND.inc(report.drift_found)
     metrics.RECONCILE_DRIFT_FIXED.inc(report.drift_fixed)

@@ -92,6 +92,7 @@ async def expiry_loop(container: Container, stop: asyncio.Event) -> None:
                     clock=container.clock,
                     batch=EXPIRY_BATCH,
                     pending=pending,
+                    stock_changes=container.stock_changes,
                 )
             except StoreUnavailable as exc:
                 log.warning("expiry.store_unavailable", store=exc.store)

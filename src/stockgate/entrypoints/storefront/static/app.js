@@ -445,7 +445,11 @@
 
   function watch() {
     const ids = watched();
-    if (socket && socket.connected && ids.length) socket.emit("watch", { product_ids: ids }, () => {});
+    if (!socket || !socket.connected || !ids.length) return;
+    // The ack carries the current values: a page that (re)connects is right at once.
+    socket.emit("watch", { product_ids: ids }, (answer) => {
+      if (answer && answer.ok) answer.stock.forEach((s) => showStock(s.product_id, s.available));
+    });
   }
 
   // ------------------------------------------------------------------ wiring

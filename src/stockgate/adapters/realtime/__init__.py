@@ -1,0 +1,1 @@
+"""Live stock: coalesced `stock` updates sent to Socket.IO watchers through Redis."""
