@@ -23,9 +23,11 @@ def running_api(
     timeout: float = 60.0,
     log_level: str = "warning",
     output: list[str] | None = None,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """The API's base URL while it runs; once stopped, what it wrote goes to `output`."""
-    port = free_port()
+    """The API's base URL while it runs; once stopped, what it wrote goes to `output`.
+    `port`: listen there (a test that restarts the API keeps its URL), else a free one."""
+    port = port or free_port()
     env = {**env, "STOCKGATE_HTTP_PORT": str(port), "STOCKGATE_LOG_LEVEL": log_level}
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="stockgate-api-") as logs:

@@ -43,32 +43,9 @@ def stack(
     )
     with running_api(env) as url:
         own_fake_stripe.register_webhook(f"{url}/api/v1/stripe/webhook", webhook_id="e2e")
-<<<<<<< HEAD
         with running_workers(env, "all") as workers:
             yield url
         assert [w.exit_code() for w in workers] == [0]  # SIGTERM: a clean stop
-=======
-        log_path = tmp_path_factory.mktemp("payment-workers") / "worker.log"
-        with open(log_path, "wb") as log:
-            worker = subprocess.Popen(
-                [STOCKGATE, "worker", "--role", "all"],
-                env={**env, "PYTHONUNBUFFERED": "1"},
-                stdout=log,
-                stderr=log,
-            )
-        try:
-            # Wait until it takes jobs: on a busy machine its imports alone take seconds.
-            deadline = time.monotonic() + 120
-            while "worker.started" not in log_path.read_text():
-                assert worker.poll() is None, log_path.read_text()[-6000:]
-                assert time.monotonic() < deadline, "the worker did not start"
-                time.sleep(0.2)
-            yield url
-        finally:
-            worker.terminate()
-            code = worker.wait(15)
-            assert code == 0, log_path.read_text()[-6000:]
->>>>>>> payments
 
 
 def buyer(api: httpx.Client) -> dict[str, str]:

@@ -241,3 +241,15 @@ async def test_two_tabs_adding_different_products_both_hold(
     stored = await get_reservation(cart.id, cart.customer_id, uow_factory=container.uow_factory)
     assert {li.product_id for li in stored.lines} == {base.id, one.id, two.id}
     await assert_consistent(container)
+
+
+async def test_a_removed_line_no_longer_counts_against_the_limit(
+    container: Container, make_product: MakeProduct
+) -> None:
+    base, limited = await make_product(stock=10), await make_product(stock=10, limit=3)
+    cart = await add(container, await new_cart(container, base.id), (limited.id, 2))
+    await remove_item(cart.id, cart.customer_id, limited.id, container.reserve_deps)
+    grown = await add(container, cart, (limited.id, 3))
+    assert ReservationLine(limited.id, 3) in grown.lines
+    assert await available(container, limited.id) == 7
+    await assert_consistent(container)

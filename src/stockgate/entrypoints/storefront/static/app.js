@@ -154,7 +154,7 @@
   function changed(reservation) {
     showCart(reservation);
     // The live feed reports our own changes too; without it, fetch the numbers now.
-    if ($("connection").dataset.state !== "live") htmx.trigger("#catalog", "refresh");
+    if ($("connection").dataset.state !== "live") refreshStock();
   }
 
   async function removeLine(productId) {
@@ -415,6 +415,22 @@
 
   let pollTimer = null;
 
+  async function refreshStock() {
+    // Numbers only, in place: swapping the catalog would lose a quantity being typed.
+    let products;
+    try {
+      products = await call("GET", "/api/v1/products", undefined, false);
+    } catch (error) {
+      if (error instanceof Problem) return; // still unreachable: the next round tries again
+      throw error;
+    }
+    const shown = new Set(watched());
+    for (const product of products) {
+      if (shown.has(product.id)) showStock(product.id, product.available);
+    }
+    if (products.some((product) => !shown.has(product.id))) htmx.trigger("#catalog", "refresh");
+  }
+
   function connection(state, text) {
     const badge = $("connection");
     badge.dataset.state = state;
@@ -422,7 +438,7 @@
     // Without the live feed the catalog is fetched again every few seconds instead.
     clearInterval(pollTimer);
     pollTimer = null;
-    if (state === "lost") pollTimer = setInterval(() => htmx.trigger("#catalog", "refresh"), 3000);
+    if (state === "lost") pollTimer = setInterval(refreshStock, 3000);
   }
 
   function connectLiveStock() {
@@ -431,7 +447,7 @@
     let everConnected = false;
     socket.on("connect", () => {
       connection("live", everConnected ? "Connection restored — stock is live again." : "Live stock.");
-      if (everConnected) htmx.trigger("#catalog", "refresh"); // what changed while away
+      if (everConnected) refreshStock(); // what changed while away
       everConnected = true;
       watch();
     });
