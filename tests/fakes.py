@@ -38,6 +38,8 @@ from stockgate.domain.product import NewProduct, Product
 from stockgate.domain.reservation import Reservation, ReservationLine, ReservationStatus
 from stockgate.domain.stock import StockLevels
 from stockgate.services.ports import (
+    AdminSession,
+    AuditEntry,
     ConvertMode,
     ConvertStatus,
     EmailMessage,
@@ -45,12 +47,15 @@ from stockgate.services.ports import (
     GateState,
     InboxEvent,
     JobHandle,
+    LedgerRow,
     OrderEvent,
     OrderNotification,
+    OrderSummary,
     OutboxItem,
     OutboxKind,
     PaymentEvent,
     PaymentIntent,
+    ProductActivity,
     ProductTotals,
     QueueDepth,
     Refund,
@@ -58,6 +63,7 @@ from stockgate.services.ports import (
     StockAdded,
     TakeResult,
     TakeStatus,
+    WebhookRow,
 )
 
 
@@ -462,6 +468,16 @@ class FakeProducts:
     async def totals(self, product_id: int) -> ProductTotals | None:
         return self._db.totals(product_id)
 
+    async def set_terms(
+        self, product_id: int, *, price_cents: int, limit_per_customer: int | None
+    ) -> tuple[Product, Product]:
+        before = self._db.data.products.get(product_id)
+        if before is None:
+            raise ProductNotFound(product_id)
+        after = replace(before, price_cents=price_cents, limit_per_customer=limit_per_customer)
+        self._db.data.products[product_id] = after
+        return before, after
+
 
 class FakeReservations:
     def __init__(self, db: FakeDatabase) -> None:
@@ -792,6 +808,113 @@ class FakeProbe:
 
     async def warnings(self) -> list[str]:
         return list(self.warned)
+
+
+# --------------------------------------------------------------------------- admin dashboard
+
+
+class FakeAdminSessions:
+    def __init__(self) -> None:
+        self.sessions: dict[str, AdminSession] = {}
+        self.ttls: dict[str, int] = {}
+
+    async def add(self, session: AdminSession, ttl_seconds: int) -> None:
+        self.sessions[session.id] = session
+        self.ttls[session.id] = ttl_seconds
+
+    async def get(self, session_id: str) -> AdminSession | None:
+        return self.sessions.get(session_id)
+
+    async def touch(self, session_id: str, last_seen: float, ttl_seconds: int) -> None:
+        if session_id in self.sessions:
+            self.sessions[session_id] = replace(self.sessions[session_id], last_seen=last_seen)
+            self.ttls[session_id] = ttl_seconds
+
+    async def remove(self, session_id: str) -> None:
+        self.sessions.pop(session_id, None)
+
+
+class FakeLoginThrottle:
+    """Counts failures per key without a window (unit tests move no real time)."""
+
+    def __init__(self, max_failures: int = 3, wait_seconds: int = 900) -> None:
+        self.max_failures = max_failures
+        self.wait_seconds = wait_seconds
+        self.failures: dict[str, int] = {}
+
+    async def retry_after(self, keys: Sequence[str]) -> int:
+        locked = any(self.failures.get(key, 0) >= self.max_failures for key in keys)
+        return self.wait_seconds if locked else 0
+
+    async def failed(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.failures[key] = self.failures.get(key, 0) + 1
+
+    async def clear(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self.failures.pop(key, None)
+
+
+class FakeAuditLog:
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def add(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        *,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None:
+        at = datetime(2030, 1, 1, tzinfo=UTC)
+        self.entries.append(
+            AuditEntry(len(self.entries) + 1, at, actor, action, target, before, after)
+        )
+
+    async def recent(self, *, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        older = [e for e in self.entries if before_id is None or e.id < before_id]
+        return sorted(older, key=lambda e: e.id, reverse=True)[:limit]
+
+
+class FakeAdminViews:
+    """The dashboard's read model over the fake database's products (no orders yet)."""
+
+    def __init__(self, db: FakeDatabase) -> None:
+        self._db = db
+
+    async def activity(self, *, since: datetime) -> list[ProductActivity]:
+        return [
+            ProductActivity(product, held=0, sold=0, holds_last_minute=0, paid_last_minute=0)
+            for product in sorted(self._db.data.products.values(), key=lambda p: p.id)
+        ]
+
+    async def orders(
+        self,
+        *,
+        status: str | None,
+        search: uuid.UUID | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[OrderSummary]:
+        return []
+
+    async def ledger_for(self, reservation_id: uuid.UUID) -> list[LedgerRow]:
+        return []
+
+    async def webhook_events(
+        self,
+        *,
+        before: tuple[datetime, str] | None,
+        unprocessed_only: bool,
+        payment_intent_id: str | None = None,
+        limit: int,
+    ) -> list[WebhookRow]:
+        return []
+
+    async def webhook_event(self, event_id: str) -> WebhookRow | None:
+        return None
 
 
 # --------------------------------------------------------------------------- background work

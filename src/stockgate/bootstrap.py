@@ -29,6 +29,8 @@ from stockgate.adapters.metrics import (
 from stockgate.adapters.notify.email import SmtpMailer
 from stockgate.adapters.notify.webhook import StandardWebhookNotifier
 from stockgate.adapters.postgres.admin_users import PostgresAdminUsers
+from stockgate.adapters.postgres.admin_views import PostgresAdminViews
+from stockgate.adapters.postgres.audit import PostgresAuditLog
 from stockgate.adapters.postgres.database import create_engine
 from stockgate.adapters.postgres.journal import GroupCommitJournal
 from stockgate.adapters.postgres.unit_of_work import PostgresUnitOfWorkFactory
@@ -41,10 +43,13 @@ from stockgate.adapters.rate_limits import (
     redis_storage,
 )
 from stockgate.adapters.realtime.stock_feed import StockFeed
+from stockgate.adapters.redis.admin_sessions import RedisAdminSessions
 from stockgate.adapters.redis.gate import RedisStockGate
 from stockgate.adapters.redis.keys import Keys
+from stockgate.adapters.redis.login_throttle import RedisLoginThrottle
 from stockgate.adapters.stripe.payments import StripePayments
 from stockgate.config import Settings, StoreUrls
+from stockgate.services.admin_auth import AuthDeps, SessionPolicy
 from stockgate.services.cancel import CancelDeps
 from stockgate.services.customers import CustomerTokens
 from stockgate.services.fulfill import FulfillDeps
@@ -53,9 +58,13 @@ from stockgate.services.ports import (
     CUSTOMERS_PER_ADDRESS,
     HOLDS_PER_ADDRESS,
     HOLDS_PER_CUSTOMER,
+    AdminSessions,
     AdminUsers,
+    AdminViews,
+    AuditLog,
     Clock,
     JobRunner,
+    LoginThrottle,
     Mailer,
     MerchantNotifier,
     PaymentProvider,
@@ -97,6 +106,11 @@ class Container:
     work_queue: WorkQueue
     # Makes the worker side of the queue (only worker processes call it).
     job_runner: Callable[[], JobRunner]
+    # Admin dashboard
+    admin_sessions: AdminSessions
+    login_throttle: LoginThrottle
+    audit: AuditLog
+    admin_views: AdminViews
     payments: PaymentProvider | None = None  # None: no Stripe configured (checkout answers 503)
     notifier: MerchantNotifier | None = None  # None: no merchant webhook configured
     mailer: Mailer | None = None  # None: no SMTP configured
@@ -104,6 +118,7 @@ class Container:
     _closers: list[Closer] = field(default_factory=list)
 
     reserve_deps: ReserveDeps = field(init=False)
+    auth_deps: AuthDeps = field(init=False)
     fulfill_deps: FulfillDeps = field(init=False)
     cancel_deps: CancelDeps = field(init=False)
     payment_deps: PaymentDeps = field(init=False)
@@ -118,6 +133,17 @@ class Container:
             max_quantity=self.settings.max_quantity,
             rebuilds=GateRebuilds(self.settings.gate_rebuild_settle_seconds),
             stock_changes=self.stock_changes,
+        )
+        self.auth_deps = AuthDeps(
+            users=self.admin_users,
+            sessions=self.admin_sessions,
+            throttle=self.login_throttle,
+            audit=self.audit,
+            clock=self.clock,
+            policy=SessionPolicy(
+                idle_seconds=self.settings.admin_session_idle_seconds,
+                max_seconds=self.settings.admin_session_max_seconds,
+            ),
         )
         self.fulfill_deps = FulfillDeps(
             uow_factory=self.uow_factory,
@@ -161,6 +187,10 @@ async def bootstrap(
     journal: ReservationJournal | None = None,
     admin_users: AdminUsers | None = None,
     probe: StoreProbe | None = None,
+    admin_sessions: AdminSessions | None = None,
+    login_throttle: LoginThrottle | None = None,
+    audit: AuditLog | None = None,
+    admin_views: AdminViews | None = None,
     stock_changes: StockChanges | None = None,
     rate_limits: RateLimits | None = None,
     work_queue: WorkQueue | None = None,
@@ -175,6 +205,7 @@ async def bootstrap(
     stores: StoreClients | None = None
     # Before the stores: the unit of work parses stored webhook events with it.
     payments = payments or _payments(settings, closers)
+    admin_ports = (admin_sessions, login_throttle, audit, admin_views)
     if None in (
         uow_factory,
         gate,
@@ -183,6 +214,7 @@ async def bootstrap(
         probe,
         work_queue,
         job_runner,
+        *admin_ports,
         stock_changes,
     ):
         urls = urls or _resolve(settings)
@@ -194,6 +226,10 @@ async def bootstrap(
         uow_factory = uow_factory or PostgresUnitOfWorkFactory(stores.engine, payments)
         admin_users = admin_users or PostgresAdminUsers(stores.engine)
         probe = probe or StoresProbe(stores.engine, stores.redis)
+        admin_sessions = admin_sessions or RedisAdminSessions(stores.redis, settings.redis_prefix)
+        login_throttle = login_throttle or _login_throttle(settings, stores.redis)
+        audit = audit or PostgresAuditLog(stores.engine)
+        admin_views = admin_views or PostgresAdminViews(stores.engine)
         queue_settings = _queue_settings(settings, urls.redis_url)
         if work_queue is None:
             bull_queue = BullWorkQueue(queue_settings)
@@ -211,6 +247,7 @@ async def bootstrap(
         )
         rate_limits = LibraryRateLimits(storage, rate_limit_scopes(settings))
     assert work_queue and job_runner and stock_changes
+    assert admin_sessions and login_throttle and audit and admin_views
     notifier = notifier or _notifier(settings, closers)
     mailer = mailer or _mailer(settings)
     return Container(
@@ -222,6 +259,10 @@ async def bootstrap(
         admin_users=admin_users,
         probe=probe,
         tokens=CustomerTokens(settings.secret_key.get_secret_value(), settings.token_ttl_seconds),
+        admin_sessions=admin_sessions,
+        login_throttle=login_throttle,
+        audit=audit,
+        admin_views=admin_views,
         stock_changes=stock_changes,
         rate_limits=rate_limits,
         work_queue=work_queue,
@@ -231,6 +272,18 @@ async def bootstrap(
         mailer=mailer,
         stores=stores,
         _closers=closers,
+    )
+
+
+def _login_throttle(settings: Settings, redis: Redis) -> LoginThrottle:
+    return RedisLoginThrottle(
+        redis,
+        settings.redis_prefix,
+        max_failures={
+            "account": settings.admin_login_max_failures,
+            "address": settings.admin_login_max_failures_per_address,
+        },
+        window_seconds=settings.admin_login_window_seconds,
     )
 
 

@@ -249,6 +249,25 @@ class Settings(BaseSettings):
         description="Comma-separated addresses/CIDRs of proxies whose X-Forwarded-For is "
         "believed (rightmost untrusted hop); empty: the peer address is the client.",
     )
+    # Admin dashboard: sessions and login throttling (decision 0036).
+    admin_session_idle_seconds: int = Field(
+        default=1800, ge=60, le=86_400, description="An admin session ends after this long idle."
+    )
+    admin_session_max_seconds: int = Field(
+        default=12 * 3600,
+        ge=60,
+        le=30 * 86_400,
+        description="An admin session ends this long after login, however active.",
+    )
+    admin_login_max_failures: int = Field(
+        default=5, ge=1, description="Failed admin logins per account before it must wait."
+    )
+    admin_login_max_failures_per_address: int = Field(
+        default=20, ge=1, description="Failed admin logins per client address before it must wait."
+    )
+    admin_login_window_seconds: int = Field(
+        default=900, ge=1, description="How long failed admin logins are counted (and the wait)."
+    )
     # Live stock (Socket.IO)
     live_stock_interval_seconds: float = Field(
         default=0.1,

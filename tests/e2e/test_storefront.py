@@ -28,22 +28,13 @@ async def available_on(tab: Tab, product: Product) -> str:
     return await item.inner_text()
 
 
-def realtime_errors_allowed(api_url: str) -> bool:
-    """Until the Socket.IO server is mounted, Chromium logs each refused WebSocket handshake."""
-    probe = httpx.get(f"{api_url}/socket.io/", params={"EIO": "4", "transport": "polling"})
-    return probe.status_code == 404
-
-
 # Chromium logs every 4xx answer as a console error; a 409 is how the API says "sold out",
 # "limit reached" or "already in the cart", which the page shows as a message.
 EXPECTED_REFUSAL = "the server responded with a status of 409 (Conflict)"
 
 
 def assert_no_console_errors(tab: Tab, api_url: str) -> None:
-    errors = [e for e in tab.errors if EXPECTED_REFUSAL not in e]
-    if realtime_errors_allowed(api_url):
-        errors = [e for e in errors if "WebSocket connection to" not in e]
-    assert errors == []
+    assert [e for e in tab.errors if EXPECTED_REFUSAL not in e] == []
 
 
 async def test_page_answers_with_security_headers_and_serves_its_packages(

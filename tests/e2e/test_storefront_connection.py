@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from playwright.async_api import expect
 
 from stockgate.bootstrap import Container
@@ -17,7 +16,6 @@ from tests.conftest import MakeProduct
 from tests.e2e.api_process import free_port, running_api
 from tests.e2e.browser import chromium, open_tab
 from tests.e2e.conftest import env_for
-from tests.e2e.test_storefront import realtime_errors_allowed
 
 WAIT_MS = 15_000
 
@@ -30,8 +28,6 @@ async def test_page_tells_connection_lost_then_restored_with_current_stock(
     port = free_port()
     async with chromium() as browser:
         with running_api(env, port=port) as url:
-            if realtime_errors_allowed(url):  # drop this once the Socket.IO server is merged
-                pytest.skip("the Socket.IO server (realtime stage) is not mounted yet")
             tab = await open_tab(browser, url)
             badge = tab.page.locator("#connection")
             await expect(badge).to_have_text("Live stock.", timeout=WAIT_MS)

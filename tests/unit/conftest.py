@@ -15,12 +15,16 @@ from stockgate.domain.reservation import Reservation, ReservationLine, ReserveRe
 from stockgate.services.catalog import add_product
 from stockgate.services.reserve import ReserveDeps, release, reserve
 from tests.fakes import (
+    FakeAdminSessions,
     FakeAdminUsers,
+    FakeAdminViews,
+    FakeAuditLog,
     FakeClock,
     FakeDatabase,
     FakeGate,
     FakeJobRunner,
     FakeJournal,
+    FakeLoginThrottle,
     FakeProbe,
     FakeUnitOfWorkFactory,
     FakeWorkQueue,
@@ -91,6 +95,10 @@ async def make_world(**settings: object) -> World:
         journal=journal,
         admin_users=FakeAdminUsers(),
         probe=FakeProbe(),
+        admin_sessions=FakeAdminSessions(),
+        login_throttle=FakeLoginThrottle(),
+        audit=FakeAuditLog(),
+        admin_views=FakeAdminViews(db),
         stock_changes=stock_changes,
         work_queue=FakeWorkQueue(),
         job_runner=FakeJobRunner,

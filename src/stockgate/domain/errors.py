@@ -325,3 +325,50 @@ class NotificationFailed(StockgateError):
 
     code = "notification_failed"
     title = "Notification failed"
+
+
+# --------------------------------------------------------------------------- admin dashboard
+
+
+class Forbidden(StockgateError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class CsrfRefused(Forbidden):
+    """A state-changing admin request without the session's CSRF token: nothing was changed."""
+
+    code = "csrf_refused"
+    title = "Missing or invalid CSRF token"
+
+    def __init__(self) -> None:
+        super().__init__("the form or request lacks a valid CSRF token; reload the page and retry")
+
+
+class AdminLoginRequired(Unauthorized):
+    code = "admin_login_required"
+    title = "Admin login required"
+
+    def __init__(self) -> None:
+        super().__init__("log in at /admin/login first (the session is missing or has expired)")
+
+
+class InvalidCredentials(Unauthorized):
+    code = "invalid_credentials"
+    title = "Wrong name or password"
+
+    def __init__(self) -> None:
+        super().__init__("the name or the password is wrong")
+
+
+class LoginThrottled(RateLimited):
+    code = "login_throttled"
+    title = "Too many failed logins"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        minutes = max(1, round(retry_after / 60))
+        self.detail = (
+            f"too many failed logins for this account or address; try again in about "
+            f"{minutes} minute{'s' if minutes != 1 else ''}"
+        )

@@ -182,6 +182,12 @@ class ProductRepository(Protocol):
     async def list(self) -> list[Product]: ...
     async def totals(self, product_id: int) -> ProductTotals | None: ...
 
+    async def set_terms(
+        self, product_id: int, *, price_cents: int, limit_per_customer: int | None
+    ) -> tuple[Product, Product]:
+        """Change the price of new holds and the per-customer limit; (before, after)."""
+        ...
+
 
 class ReservationRepository(Protocol):
     async def get(self, reservation_id: uuid.UUID) -> Reservation | None: ...
@@ -613,6 +619,153 @@ class RateLimits(Protocol):
     async def hit_all(self, *hits: tuple[str, str]) -> None:
         """Count several (scope, key) at once, waiting for one round trip, not one each;
         raises RateLimited when any is over its limit."""
+
+
+# --------------------------------------------------------------------------- admin dashboard
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSession:
+    """A logged-in operator. `id` is the cookie's secret; stores keep only its digest."""
+
+    id: str
+    user_id: int
+    username: str
+    csrf_token: str  # bound to this session; every state-changing request must carry it
+    created_at: float  # Unix seconds: the absolute timeout counts from here
+    last_seen: float  # Unix seconds: the idle timeout counts from here
+
+
+class AdminSessions(Protocol):
+    """Server-side sessions shared by every API node (Redis, under the key prefix)."""
+
+    async def add(self, session: AdminSession, ttl_seconds: int) -> None: ...
+    async def get(self, session_id: str) -> AdminSession | None: ...
+    async def touch(self, session_id: str, last_seen: float, ttl_seconds: int) -> None: ...
+    async def remove(self, session_id: str) -> None: ...
+
+
+class LoginThrottle(Protocol):
+    """Failed logins counted per key (an account, a client address), shared by every node."""
+
+    async def retry_after(self, keys: Sequence[str]) -> int:
+        """Seconds until any of these keys may try again; 0 when none is locked out."""
+        ...
+
+    async def failed(self, keys: Sequence[str]) -> None: ...
+    async def clear(self, keys: Sequence[str]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+
+class AuditLog(Protocol):
+    """Every operator action: who, what, when, and the record before and after."""
+
+    async def add(
+        self,
+        actor: str,
+        action: str,
+        target: str | None,
+        *,
+        before: Mapping[str, Any] | None = None,
+        after: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    async def recent(self, *, limit: int, before_id: int | None = None) -> list[AuditEntry]:
+        """Newest first, older than `before_id` (keyset paging)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProductActivity:
+    """One product during a sale, as the overview shows it (PostgreSQL's numbers)."""
+
+    product: Product
+    held: int
+    sold: int
+    holds_last_minute: int
+    paid_last_minute: int
+
+    @property
+    def available(self) -> int:
+        return self.product.stock - self.held - self.sold
+
+
+@dataclass(frozen=True, slots=True)
+class OrderSummary:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    status: str
+    amount_cents: int
+    currency: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    id: int
+    product_id: int
+    kind: str
+    quantity: int
+    reservation_id: uuid.UUID | None
+    ref: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRow:
+    """One stored webhook event as the inbox page lists it."""
+
+    id: str
+    type: str
+    received_at: datetime
+    processed_at: datetime | None
+    outcome: str | None
+    attempts: int
+    last_error: str | None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+class AdminViews(Protocol):
+    """Read-only queries of the dashboard, each bounded (keyset paging on large tables)."""
+
+    async def activity(self, *, since: datetime) -> list[ProductActivity]: ...
+
+    async def orders(
+        self,
+        *,
+        status: str | None,
+        search: uuid.UUID | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[OrderSummary]:
+        """Newest first; `search` matches an order id or a customer id."""
+        ...
+
+    async def ledger_for(self, reservation_id: uuid.UUID) -> list[LedgerRow]: ...
+
+    async def webhook_events(
+        self,
+        *,
+        before: tuple[datetime, str] | None,
+        unprocessed_only: bool,
+        payment_intent_id: str | None = None,
+        limit: int,
+    ) -> list[WebhookRow]:
+        """Newest first, without payloads; `payment_intent_id`: only that payment's events."""
+        ...
+
+    async def webhook_event(self, event_id: str) -> WebhookRow | None:
+        """One event with its payload."""
         ...
 
 

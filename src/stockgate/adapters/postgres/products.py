@@ -158,6 +158,26 @@ class PostgresProducts:
             sales={uuid.UUID(r): int(units) for r, units in _json(row.sales)},
         )
 
+    async def set_terms(
+        self, product_id: int, *, price_cents: int, limit_per_customer: int | None
+    ) -> tuple[Product, Product]:
+        before = (
+            await self._connection.execute(
+                products.select().where(products.c.id == product_id).with_for_update()
+            )
+        ).one_or_none()
+        if before is None:
+            raise ProductNotFound(product_id)
+        after = (
+            await self._connection.execute(
+                products.update()
+                .where(products.c.id == product_id)
+                .values(price_cents=price_cents, limit_per_customer=limit_per_customer)
+                .returning(*products.c)
+            )
+        ).one()
+        return _product(before), _product(after)
+
 
 def _product(row: Any) -> Product:
     return Product(

@@ -14,6 +14,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 import stockgate
 from stockgate.bootstrap import bootstrap
 from stockgate.config import Settings, StoreUrls, load_settings
+from stockgate.entrypoints.admin.routes import admin_routers
 from stockgate.entrypoints.http.client_address import ClientAddresses
 from stockgate.entrypoints.http.fast_path import ReservationFastPath
 from stockgate.entrypoints.http.problems import HANDLERS
@@ -64,7 +65,7 @@ def create_litestar(
             log.info("api.stopped")
 
     app = Litestar(
-        route_handlers=[*ROUTES, *storefront_routes(settings)],
+        route_handlers=[*ROUTES, *storefront_routes(settings), *admin_routers()],
         lifespan=[lifespan],
         middleware=[context.middleware],
         exception_handlers=HANDLERS,

@@ -45,6 +45,10 @@ class ClientAddresses:
             nearest = str(address)
         return _key(nearest)  # every hop is a trusted proxy: the request started among them
 
+    def trusts(self, peer: str | None) -> bool:
+        """Is the direct peer one of our proxies (whose forwarded headers are believed)?"""
+        return bool(peer and self._trusted and self._peer_is_trusted(peer))
+
     def _is_trusted_text(self, text: str) -> bool:
         address = _parse(text)
         return address is not None and self._is_trusted(address)

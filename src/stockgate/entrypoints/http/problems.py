@@ -21,6 +21,7 @@ PROBLEM = "application/problem+json"
 STATUS: dict[type[errors.StockgateError], int] = {
     errors.InvalidInput: 422,
     errors.Unauthorized: 401,
+    errors.Forbidden: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.StoreUnavailable: 503,
@@ -33,6 +34,7 @@ STATUS: dict[type[errors.StockgateError], int] = {
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",

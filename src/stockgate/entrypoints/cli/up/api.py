@@ -46,8 +46,8 @@ def print_urls(settings: Settings, fake_stripe: FakeStripe | None) -> None:
     base = api_url(settings)
     lines = [
         f"stockgate is up (data in {settings.data_dir.resolve()})",
-        # The storefront (/) and the admin dashboard (/admin) arrive with their stages;
-        # only URLs that answer are printed.
+        # Only URLs that answer are printed.
+        f"  admin        {base}/admin",
         f"  API docs     {base}/docs",
         f"  products     {base}/api/v1/products",
         f"  metrics      {base}/metrics",
