@@ -44,6 +44,10 @@ class FakeStripeUnavailable(RuntimeError):
     """localstripe could not be started; the stack runs without payments."""
 
 
+def _under_tmp(path: str) -> bool:
+    return Path(path).resolve().is_relative_to("/tmp")
+
+
 @functools.cache
 def private_tmp_supported() -> bool:
     """Whether this machine lets an unprivileged process have its own /tmp (asked once)."""
@@ -112,7 +116,10 @@ class FakeStripe:
         argv = [sys.executable, "-m", "localstripe", "--port", str(self.port)]
         if self.fresh and not self._started:
             argv.append("--from-scratch")
-        self.isolated = self.state_dir is not None and private_tmp_supported()
+        # The private /tmp hides the real one: only when this environment lives elsewhere.
+        self.isolated = (
+            self.state_dir is not None and not _under_tmp(sys.prefix) and private_tmp_supported()
+        )
         if not self.isolated or self.state_dir is None:
             return argv
         unshare = ["unshare", "--user", "--map-root-user", "--mount"]
