@@ -12,10 +12,12 @@ build the container from in-memory fakes this way).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -80,6 +82,10 @@ from stockgate.services.rebuild import GateRebuilds
 from stockgate.services.reserve import ReserveDeps
 
 Closer = Callable[[], Awaitable[None]]
+
+
+log = structlog.get_logger(__name__)
+CLOSE_SECONDS = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +177,18 @@ class Container:
         )
 
     async def close(self) -> None:
-        """Finish what is in flight, then close what bootstrap opened (in reverse order)."""
+        """Finish what is in flight, then close what bootstrap opened (in reverse order).
+
+        Each closer gets CLOSE_SECONDS: a client library that never finishes closing must not
+        keep a command or a worker from exiting (it is logged, and the next one runs)."""
         while self._closers:
-            await self._closers.pop()()
+            closer = self._closers.pop()
+            try:
+                await asyncio.wait_for(closer(), CLOSE_SECONDS)
+            except TimeoutError:
+                log.warning(
+                    "container.close_timed_out", closer=getattr(closer, "__qualname__", "?")
+                )
 
 
 async def bootstrap(
